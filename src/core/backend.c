@@ -1,0 +1,56 @@
+/* The per-device backend registry and kernel dispatch. Backends fill their tables from constructors in
+ * their own files; the op layer only ever calls vox_kernel_run. */
+#include "core/backend.h"
+
+#include <omp.h>
+#include <stdlib.h>
+
+#include "core/tensor.h"
+
+static vox_backend backends[VOX_DEVICE_COUNT] = {
+    [VOX_CPU] = {.name = "cpu", .device = VOX_CPU},
+    [VOX_CUDA] = {.name = "cuda", .device = VOX_CUDA},
+};
+
+static const char *kernel_names[VOX_K_COUNT] = {
+#define VOX_KERNEL(name) #name,
+#include "core/kernels.def"
+#undef VOX_KERNEL
+};
+
+vox_backend *vox_backend_get(vox_device device) { return &backends[device]; }
+const char *vox_kernel_name(vox_kernel_id id) { return id < VOX_K_COUNT ? kernel_names[id] : "?"; }
+
+void vox_backend_register_kernel(vox_device device, vox_kernel_id id, vox_kernel_fn fn) {
+  backends[device].kernels[id] = fn;
+}
+
+vox_status vox_kernel_run(const char *op, vox_kernel_id id, const vox_kernel_args *args) {
+  const struct vox_tensor *t = args->n_out > 0 ? args->out[0] : args->in[0];
+  vox_device device = t ? t->device : VOX_CPU;
+  for (int i = 0; i < args->n_in; i++)
+    if (args->in[i] && args->in[i]->device != device)
+      return vox_errorf(VOX_ERR_DEVICE, "%s: operand %d is on %s, expected %s", op, i,
+                        vox_device_name(args->in[i]->device), vox_device_name(device));
+  vox_backend *be = &backends[device];
+  if (!be->available)
+    return vox_errorf(VOX_ERR_DEVICE, "%s: device %s is not available", op, vox_device_name(device));
+  vox_kernel_fn fn = be->kernels[id];
+  if (!fn)
+    return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: backend %s has no kernel %s", op, be->name, kernel_names[id]);
+  vox_status st = fn(args);
+  if (st != VOX_OK) return vox_error_context(st, "%s: ", op);
+  return VOX_OK;
+}
+
+static int num_threads = 0;
+
+int vox_num_threads(void) {
+  if (num_threads <= 0) {
+    const char *env = getenv("VOX_NUM_THREADS");
+    num_threads = env && atoi(env) > 0 ? atoi(env) : omp_get_num_procs();
+  }
+  return num_threads;
+}
+
+void vox_set_num_threads(int n) { num_threads = n > 0 ? n : omp_get_num_procs(); }

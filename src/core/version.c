@@ -1,0 +1,25 @@
+/* Version and build description, from definitions the build system passes in.
+ * Backends are reported from the live registry so "compiled in" and "usable here" can both be seen. */
+#include "core/version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/backend.h"
+
+const char *vox_version(void) { return VOX_VERSION; }
+const char *vox_build_type(void) { return VOX_BUILD_TYPE; }
+
+const char *vox_build_backends(void) {
+  static char buf[256];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "cpu");
+#ifdef VOX_HAVE_CUDA
+  n += (size_t)snprintf(buf + n, sizeof buf - n, " cuda%s",
+                        vox_backend_get(VOX_CUDA)->available ? "" : " (compiled in; no device present)");
+#endif
+#ifdef VOX_HAVE_MPI
+  n += (size_t)snprintf(buf + n, sizeof buf - n, " mpi");
+#endif
+  (void)n;
+  return buf;
+}
