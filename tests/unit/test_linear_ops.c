@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/kernel_params.h"
 #include "vox_test.h"
 
 static float *values(const vox_tensor *t) {
@@ -389,4 +390,21 @@ Test(linear_ops, bad_inputs_give_clear_errors) {
   vox_tensor *objs[] = {a, b, b3, a3, ints, w, ids, logits, tgt, tgt2, gidx};
   for (int i = 0; i < 11; i++) vox_tensor_release(objs[i]);
   vt_assert_mem_back_to(mark, "error paths");
+}
+
+Test(linear_ops, matmul_kernel_sums_into_broadcast_output) {
+  /* An output batch dim of stride 0 receives the sum over that dim; beta applies once (here: 2 * old). */
+  vox_tensor *a = vt_randn(VT_SHAPE(3, 4, 5), 1, 1, false), *b = vt_randn(VT_SHAPE(3, 5, 2), 2, 1, false);
+  vox_tensor *full = NULL, *c = vt_randn(VT_SHAPE(4, 2), 3, 1, false), *view = NULL;
+  VT_OK(vox_op_matmul(a, b, false, false, &full));
+  float *fv = values(full), ref[8], *cv = vox_tensor_f32(c);
+  for (int i = 0; i < 8; i++) ref[i] = 2 * cv[i] + fv[i] + fv[8 + i] + fv[16 + i];
+  VT_OK(vox_tensor_view(c, 3, (int64_t[]){3, 4, 2}, (int64_t[]){0, 2, 1}, 0, &view));
+  vox_matmul_params p = {.alpha = 1.0f, .beta = 2.0f};
+  vox_kernel_args args = {.n_in = 2, .n_out = 1, .in = {a, b}, .out = {view}, .params = &p};
+  VT_OK(vox_kernel_run("test", VOX_K_MATMUL, &args));
+  vt_assert_close_f32(c, ref, 1e-5, 1e-5, "summed output");
+  free(fv);
+  vox_tensor *objs[] = {a, b, full, c, view};
+  for (int i = 0; i < 5; i++) vox_tensor_release(objs[i]);
 }

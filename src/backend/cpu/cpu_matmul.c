@@ -11,6 +11,8 @@
 /* Batches whose GEMMs are at most this many multiply-adds run one per OpenMP thread (single-threaded BLAS);
  * bigger ones run in sequence with OpenBLAS threading inside each GEMM. */
 #define CPU_MATMUL_SMALL_FLOPS (64 * 64 * 64)
+/* ... provided the whole batch is worth waking the threads for (multiply-adds). */
+#define CPU_MATMUL_PARALLEL_MIN (1 << 22)
 
 /* One matrix operand as BLAS sees it: row-major with leading dimension ld, transposed or not. */
 typedef struct blas_mat {
@@ -148,7 +150,8 @@ static vox_status cpu_matmul(const vox_kernel_args *args) {
   const int64_t *bstrides[3] = {a->strides, b->strides, c->strides};
   int threads = vox_num_threads();
   bool small = (double)M * (double)N * (double)K <= CPU_MATMUL_SMALL_FLOPS;
-  bool parallel_batches = small && batch > 1 && !c_overlap && threads > 1;
+  bool parallel_batches = small && batch > 1 && !c_overlap && threads > 1 &&
+                          (double)batch * (double)M * (double)N * (double)K >= CPU_MATMUL_PARALLEL_MIN;
   openblas_set_num_threads(parallel_batches ? 1 : threads);
   CBLAS_TRANSPOSE ta = ma.trans ? CblasTrans : CblasNoTrans, tb = mbm.trans ? CblasTrans : CblasNoTrans;
 
