@@ -84,14 +84,21 @@ vox_status feat_melbank_kaldi(int sample_rate, int n_fft, int n_mels, double low
   VOX_TRY(melbank_alloc(n_mels, n_freq, out));
   double bin_width = (double)sample_rate / n_fft;
   double mlo = kaldi_mel(low_freq), mhi = kaldi_mel(high_freq), delta = (mhi - mlo) / (n_mels + 1);
+  /* one log per FFT bin, not per (band, bin): this runs once per fbank call, so short clips notice it */
+  double *bin_mel = malloc((size_t)n_bins * sizeof(double));
+  if (!bin_mel) {
+    feat_melbank_free(out);
+    return vox_errorf(VOX_ERR_NOMEM, "kaldi mel banks: out of memory");
+  }
+  for (int k = 0; k < n_bins; k++) bin_mel[k] = kaldi_mel(bin_width * k);
   for (int m = 0; m < n_mels; m++) {
     double left = mlo + m * delta, center = mlo + (m + 1) * delta, right = mlo + (m + 2) * delta;
     for (int k = 0; k < n_bins; k++) {
-      double mel = kaldi_mel(bin_width * k);
-      double up = (mel - left) / (center - left), down = (right - mel) / (right - center);
+      double up = (bin_mel[k] - left) / (center - left), down = (right - bin_mel[k]) / (right - center);
       out->w[(long)m * n_freq + k] = (float)fmax(0.0, fmin(up, down));
     }
   }
+  free(bin_mel);
   melbank_ranges(out);
   return VOX_OK;
 }

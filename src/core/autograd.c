@@ -121,6 +121,21 @@ static vox_status accumulate(vox_tensor **dst, vox_tensor *g) {
   return VOX_OK;
 }
 
+/* A leaf's ->grad is read and updated in place by optimizers and clipping, so the first gradient it receives
+ * must be contiguous and not shared with any other tensor (backward functions may return views of grad_out
+ * or the same tensor for several inputs). Replaces *g by an exclusive contiguous copy when needed. */
+static vox_status own_leaf_grad(vox_tensor **g) {
+  vox_tensor *t = *g;
+  if (vox_tensor_is_contiguous(t) && t->offset == 0 && atomic_load(&t->refcount) == 1 &&
+      atomic_load(&t->storage->refcount) == 1)
+    return VOX_OK;
+  vox_tensor *c = NULL;
+  vox_status st = vox_tensor_clone(t, &c);
+  vox_tensor_release(t);
+  *g = c;
+  return st;
+}
+
 typedef struct node_list {
   vox_node **items;
   int count, cap;
@@ -199,15 +214,16 @@ static vox_status run_node(vox_node *n) {
     }
     if (g->ndim != e->ndim || memcmp(g->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim)) {
       char b1[96];
+      vox_tensor_describe(g, b1, sizeof b1);
       vox_tensor_release(g);
-      st = vox_errorf(VOX_ERR_SHAPE, "backward of %s: gradient %s for input %d has the wrong shape", n->op,
-                      vox_tensor_describe(g, b1, sizeof b1), i);
+      st = vox_errorf(VOX_ERR_SHAPE, "backward of %s: gradient %s for input %d has the wrong shape", n->op, b1, i);
       goto done;
     }
     if (e->node) {
       st = accumulate(&e->node->grad, g);
     } else {
-      st = accumulate(&e->leaf->grad, g);
+      st = own_leaf_grad(&g);
+      if (st == VOX_OK) st = accumulate(&e->leaf->grad, g);
     }
     if (st != VOX_OK) goto done;
   }
@@ -233,7 +249,8 @@ vox_status vox_backward(vox_tensor *root, vox_tensor *grad_root) {
     VOX_TRY(vox_tensor_full(root->dtype, root->device, root->ndim, root->shape, 1.0, &g0));
   }
   if (!root->node) { /* a leaf */
-    vox_status st = accumulate(&root->grad, g0);
+    vox_status st = own_leaf_grad(&g0);
+    if (st == VOX_OK) st = accumulate(&root->grad, g0);
     if (st == VOX_OK && root->grad_hook) root->grad_hook(root, root->grad_hook_ctx);
     return st;
   }
@@ -245,6 +262,9 @@ vox_status vox_backward(vox_tensor *root, vox_tensor *grad_root) {
 
   node_list order = {0};
   vox_status st = topo_sort(root->node, &order);
+  /* Hold every node for the walk: running a node releases its input edges, and an intermediate node whose
+   * tensor the caller already dropped would otherwise be freed before its own turn comes. */
+  for (int i = 0; i < order.count; i++) atomic_fetch_add(&order.items[i]->refcount, 1);
   /* A leaf's "gradient ready" hook fires after the last node that feeds it: mark those edges. */
   if (st == VOX_OK) {
     node_list seen = {0};
@@ -280,6 +300,7 @@ vox_status vox_backward(vox_tensor *root, vox_tensor *grad_root) {
       node_clear(order.items[i]);
       order.items[i]->done = true;
     }
+  for (int i = 0; i < order.count; i++) vox_node_release(order.items[i]);
   free(order.items);
   return st;
 }
