@@ -11,7 +11,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: vox data check MANIFEST.jsonl... [--no-files]\n"
           "  Validates every line (JSON, required keys per task, types, durations) and, unless --no-files,\n"
-          "  that the audio / speech_tokens / *_audio files exist. Prints counts per task and total hours.\n"
+          "  that the audio / speech_tokens / *_audio / *_file files exist. Prints counts per task and total hours.\n"
           "  Exit status 1 when any line is bad or any file is missing.\n");
 }
 

@@ -30,6 +30,12 @@ static const task_rule *find_task(const char *name) {
 
 static const char *const known_keys[] = {"key",         "task",          "audio",   "duration", "text", "messages",
                                          "instruction", "speech_tokens", "speaker", NULL};
+/* Extra fields whose names end in "_audio" or "_file" are paths (answer_audio, labels_file, ...). */
+static bool is_path_key(const char *k) {
+  size_t n = strlen(k);
+  return (n > 6 && !strcmp(k + n - 6, "_audio")) || (n > 5 && !strcmp(k + n - 5, "_file"));
+}
+
 static bool is_known_key(const char *k) {
   for (int i = 0; known_keys[i]; i++)
     if (!strcmp(known_keys[i], k)) return true;
@@ -193,11 +199,10 @@ static bool parse_line(const char *text, const char *dir, int line, vox_sample *
     if (rule->messages && !msgs) sb_addf(errs, "missing required key 'messages' for task '%s'", rule->name);
   }
   if (audio && !audio[0]) sb_addf(errs, "key 'audio' is empty");
-  /* Extra "*_audio" fields are paths; they must be strings. */
+  /* Extra path fields must be strings. */
   const cJSON *it;
   cJSON_ArrayForEach(it, obj) {
-    size_t kl = strlen(it->string);
-    if (!is_known_key(it->string) && kl > 6 && !strcmp(it->string + kl - 6, "_audio") && !cJSON_IsString(it))
+    if (!is_known_key(it->string) && is_path_key(it->string) && !cJSON_IsString(it))
       sb_addf(errs, "key '%s' must be a string path, got %s", it->string, json_type_name(it));
   }
   if (errs->len) {
@@ -334,8 +339,7 @@ static int check_sample_files(const vox_sample *s, const char *dir, sbuf *errs) 
   cJSON *extra = cJSON_Parse(s->extra_json);
   const cJSON *it;
   cJSON_ArrayForEach(it, extra) {
-    size_t kl = strlen(it->string);
-    if (kl > 6 && !strcmp(it->string + kl - 6, "_audio") && cJSON_IsString(it)) {
+    if (is_path_key(it->string) && cJSON_IsString(it)) {
       char *p = vox_manifest_resolve(dir, it->valuestring);
       if (p && file_missing(p)) {
         sb_addf(errs, "%s file '%s' not found", it->string, p);

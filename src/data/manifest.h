@@ -12,8 +12,9 @@
  *   instruction    string   TTS instruction ("speak slowly with a Scottish accent")      (optional)
  *   speech_tokens  string   path of the target speech-token file                          (optional)
  *   speaker        string   speaker identity                                              (optional)
- * Any other field is kept verbatim (vox_sample.extra_json); string fields whose names end in "_audio"
- * (e.g. "answer_audio") are paths too and are checked like `audio` when files are checked. */
+ * Any other field is kept verbatim (vox_sample.extra_json); string fields whose names end in "_audio" or
+ * "_file" (e.g. "answer_audio", "labels_file") are paths too (relative to the manifest's folder unless
+ * absolute) and are checked like `audio` when files are checked. */
 #ifndef VOX_DATA_MANIFEST_H
 #define VOX_DATA_MANIFEST_H
 
@@ -67,7 +68,7 @@ typedef struct vox_manifest_report {
 
 /* Reads and validates every line of `path`. Always fills *out (when the file cannot be opened, the report
  * holds one issue at line 0) and returns VOX_OK unless memory runs out; the caller inspects n_issues.
- * check_files: also report `audio`, `speech_tokens` and "*_audio" paths that do not exist. */
+ * check_files: also report `audio`, `speech_tokens`, "*_audio" and "*_file" paths that do not exist. */
 vox_status vox_manifest_validate(const char *path, bool check_files, vox_manifest_report **out);
 void vox_manifest_report_free(vox_manifest_report *r);
 

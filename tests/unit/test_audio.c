@@ -169,6 +169,18 @@ Test(audio, bad_inputs_name_the_file) {
   write_bytes(tmp("trunc_hdr.wav"), buf, 30);
   expect_error(tmp("trunc_hdr.wav"), VOX_ERR_PARSE, "truncated");
 
+  /* a streamed WAV (RIFF and data sizes 0xFFFFFFFF, as written to a pipe) is complete, not truncated */
+  unsigned char streamed[32044];
+  memcpy(streamed, buf, sizeof buf);
+  memset(streamed + 4, 0xff, 4);
+  memset(streamed + 40, 0xff, 4);
+  write_bytes(tmp("streamed.wav"), streamed, sizeof streamed);
+  float *y;
+  int64_t m;
+  VT_OK(vox_audio_load(tmp("streamed.wav"), 16000, &y, &m));
+  cr_assert_eq(m, 16000);
+  free(y);
+
   /* a well-formed WAV with zero frames */
   VT_OK(vox_audio_save_wav(tmp("zero.wav"), NULL, 0, 16000));
   expect_error(tmp("zero.wav"), VOX_ERR_PARSE, "no audio frames");
@@ -177,4 +189,39 @@ Test(audio, bad_inputs_name_the_file) {
   memcpy(buf + 24, (uint32_t[]){5}, 4);
   write_bytes(tmp("rate.wav"), buf, sizeof buf);
   expect_error(tmp("rate.wav"), VOX_ERR_PARSE, "sample rate");
+}
+
+Test(audio, flac_and_espeak_fixture) {
+  /* FLAC through libsndfile: lossless for 16-bit content */
+  const int64_t n = 5000;
+  float *x = sine(n, 300, 16000, 0.25);
+  SF_INFO info = {.samplerate = 16000, .channels = 1, .format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16};
+  SNDFILE *sf = sf_open(tmp("a.flac"), SFM_WRITE, &info);
+  cr_assert_not_null(sf, "%s", sf_strerror(NULL));
+  cr_assert_eq(sf_writef_float(sf, x, n), n);
+  sf_close(sf);
+  float *y;
+  int64_t m;
+  VT_OK(vox_audio_load(tmp("a.flac"), 16000, &y, &m));
+  cr_assert_eq(m, n);
+  for (int64_t i = 0; i < n; i++) cr_assert(fabsf(y[i] - x[i]) <= 1.0f / 32768 + 1e-6f);
+  free(y);
+  free(x);
+  /* the espeak-ng utterance (22050 Hz PCM16) resampled to 16 kHz */
+  int rate;
+  float *raw;
+  int64_t nraw;
+  VT_OK(vox_audio_read(vt_fixture("audio/speech_22k.wav"), &raw, &nraw, &rate));
+  cr_assert_eq(rate, 22050);
+  VT_OK(vox_audio_load(vt_fixture("audio/speech_22k.wav"), 16000, &y, &m));
+  cr_assert_eq(m, (int64_t)llround((double)nraw * 16000 / 22050));
+  double e_in = 0, e_out = 0; /* speech energy is below 8 kHz, so resampling keeps the mean power */
+  for (int64_t i = 0; i < nraw; i++) e_in += (double)raw[i] * raw[i];
+  for (int64_t i = 0; i < m; i++) e_out += (double)y[i] * y[i];
+  e_in /= nraw;
+  e_out /= m;
+  cr_assert(fabs(e_out / e_in - 1) < 0.05, "mean power %g -> %g", e_in, e_out);
+  free(raw);
+  free(y);
+  cr_assert_eq(vox_audio_load(vt_fixture("audio/speech_22k.wav"), 0, &y, &m), VOX_ERR_INVALID);
 }
