@@ -9,13 +9,24 @@
 
 #include "audio/audio.h"
 
-/* libsndfile quietly shortens a WAV whose data chunk runs past the end of the file; its log says so. */
+/* libsndfile quietly shortens a WAV/AIFF whose data chunk runs past the end of the file; its log shows
+ * "data : 32000 (should be 19956)". A declared size of 0 or 0xFFFFFFFF is a streamed header (written before the
+ * length was known, e.g. by a pipe), not a truncation, and so is a mismatch in the outer RIFF/FORM size alone. */
 static bool log_says_truncated(SNDFILE *sf) {
-  char log[4096];
+  char log[8192];
   log[0] = 0;
   sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
-  return strstr(log, "should be") || strstr(log, "truncated") || strstr(log, "Truncated") ||
-         strstr(log, "past end");
+  for (const char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    const char *p = line;
+    while (*p == ' ') p++;
+    if (strncmp(p, "data :", 6) && strncmp(p, "SSND :", 6)) continue;
+    const char *sb = strstr(p, "(should be");
+    const char *eol = strchr(p, '\n');
+    if (!sb || (eol && sb > eol)) continue;
+    unsigned long long declared = strtoull(p + 6, NULL, 10);
+    if (declared != 0 && declared < 0xFFFFFFF0ull) return true;
+  }
+  return false;
 }
 
 vox_status vox_audio_read(const char *path, float **samples, int64_t *n, int *rate) {

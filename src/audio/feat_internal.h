@@ -13,8 +13,8 @@ typedef struct feat_melbank {
   int *lo, *hi; /* band m is non-zero only in bins [lo[m], hi[m]) */
 } feat_melbank;
 
-/* librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm='slaney'): n_freq = n_fft/2 + 1. */
-vox_status feat_melbank_slaney(int sample_rate, int n_fft, int n_mels, double fmin, double fmax, feat_melbank *out);
+/* Copies a dense [n_mels, n_freq] matrix (e.g. from vox_mel_filters_new) and finds the band ranges. */
+vox_status feat_melbank_from_dense(const float *w, int n_mels, int n_freq, feat_melbank *out);
 /* Kaldi MelBanks (HTK mel 1127 ln(1 + f/700), triangles in mel, no normalisation) for a padded FFT of n_fft;
  * n_freq = n_fft/2 + 1 with the Nyquist column zero, as torchaudio.compliance.kaldi.get_mel_banks pads it. */
 vox_status feat_melbank_kaldi(int sample_rate, int n_fft, int n_mels, double low_freq, double high_freq,

@@ -1,7 +1,8 @@
-/* Mel filter matrices for the CPU feature extractors: librosa's Slaney filters (Whisper) and Kaldi's HTK-mel
- * triangles (fbank), computed in double and stored as float with per-band non-zero ranges. */
+/* Mel filter matrices for the CPU feature extractors, stored with per-band non-zero ranges: Kaldi's HTK-mel
+ * triangles (fbank) built here in double, and any dense matrix (Whisper's, from vox_mel_filters_new). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "audio/feat_internal.h"
 
@@ -30,40 +31,9 @@ static void melbank_ranges(feat_melbank *b) {
   }
 }
 
-static double slaney_hz_to_mel(double f) {
-  const double f_sp = 200.0 / 3, min_log_hz = 1000, min_log_mel = min_log_hz / f_sp, logstep = log(6.4) / 27;
-  return f >= min_log_hz ? min_log_mel + log(f / min_log_hz) / logstep : f / f_sp;
-}
-static double slaney_mel_to_hz(double m) {
-  const double f_sp = 200.0 / 3, min_log_hz = 1000, min_log_mel = min_log_hz / f_sp, logstep = log(6.4) / 27;
-  return m >= min_log_mel ? min_log_hz * exp(logstep * (m - min_log_mel)) : f_sp * m;
-}
-
-vox_status feat_melbank_slaney(int sample_rate, int n_fft, int n_mels, double f_lo, double f_hi, feat_melbank *out) {
-  if (sample_rate <= 0 || n_fft < 2 || n_mels < 1 || f_lo < 0 || f_hi <= f_lo || f_hi > sample_rate / 2.0)
-    return vox_errorf(VOX_ERR_INVALID, "slaney mel filters: bad parameters sr=%d n_fft=%d n_mels=%d fmin=%g fmax=%g",
-                      sample_rate, n_fft, n_mels, f_lo, f_hi);
-  int n_freq = n_fft / 2 + 1;
+vox_status feat_melbank_from_dense(const float *w, int n_mels, int n_freq, feat_melbank *out) {
   VOX_TRY(melbank_alloc(n_mels, n_freq, out));
-  double *mel_f = malloc((size_t)(n_mels + 2) * sizeof(double));
-  if (!mel_f) {
-    feat_melbank_free(out);
-    return vox_errorf(VOX_ERR_NOMEM, "slaney mel filters: out of memory");
-  }
-  double mlo = slaney_hz_to_mel(f_lo), mhi = slaney_hz_to_mel(f_hi);
-  for (int i = 0; i < n_mels + 2; i++) mel_f[i] = slaney_mel_to_hz(mlo + (mhi - mlo) * i / (n_mels + 1));
-  for (int m = 0; m < n_mels; m++) {
-    double enorm = 2.0 / (mel_f[m + 2] - mel_f[m]);
-    double d0 = mel_f[m + 1] - mel_f[m], d1 = mel_f[m + 2] - mel_f[m + 1];
-    for (int k = 0; k < n_freq; k++) {
-      double f = (double)sample_rate / 2 * k / (n_freq - 1);
-      double lower = (f - mel_f[m]) / d0, upper = (mel_f[m + 2] - f) / d1;
-      double v = fmax(0.0, fmin(lower, upper));
-      /* librosa stores the triangle as float32 before scaling by enorm */
-      out->w[(long)m * n_freq + k] = (float)((float)v * enorm);
-    }
-  }
-  free(mel_f);
+  memcpy(out->w, w, (size_t)n_mels * n_freq * sizeof(float));
   melbank_ranges(out);
   return VOX_OK;
 }

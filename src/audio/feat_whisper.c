@@ -8,17 +8,29 @@
 #include "audio/feat_internal.h"
 #include "audio/features.h"
 #include "core/backend.h"
+#include "core/ops.h"
 
-/* Whisper uses a fixed filterbank per n_mels; build it once per process. */
+/* Whisper uses a fixed filterbank per n_mels (librosa Slaney filters from core/ops.h); build it once per process. */
 static feat_melbank whisper_bank[2];
+static vox_status whisper_bank_build(int n_mels, feat_melbank *b) {
+  vox_tensor *t = NULL;
+  VOX_TRY(vox_mel_filters_new(VOX_WHISPER_RATE, VOX_WHISPER_N_FFT, n_mels, 0.f, VOX_WHISPER_RATE / 2.f, true, &t));
+  vox_status s;
+  if (t->ndim != 2 || t->shape[0] != n_mels || t->shape[1] != VOX_WHISPER_N_FFT / 2 + 1 || t->dtype != VOX_F32 ||
+      !vox_tensor_is_contiguous(t))
+    s = vox_errorf(VOX_ERR_SHAPE, "whisper mel: vox_mel_filters_new gave an unexpected tensor (want contiguous f32 "
+                   "[%d, %d])", n_mels, VOX_WHISPER_N_FFT / 2 + 1);
+  else
+    s = feat_melbank_from_dense(vox_tensor_f32(t), n_mels, VOX_WHISPER_N_FFT / 2 + 1, b);
+  vox_tensor_release(t);
+  return s;
+}
 static vox_status whisper_bank_get(int n_mels, const feat_melbank **out) {
   int slot = n_mels == 80 ? 0 : 1;
   vox_status s = VOX_OK;
 #pragma omp critical(vox_whisper_bank)
   {
-    if (!whisper_bank[slot].w)
-      s = feat_melbank_slaney(VOX_WHISPER_RATE, VOX_WHISPER_N_FFT, n_mels, 0.0, VOX_WHISPER_RATE / 2.0,
-                              &whisper_bank[slot]);
+    if (!whisper_bank[slot].w) s = whisper_bank_build(n_mels, &whisper_bank[slot]);
   }
   *out = &whisper_bank[slot];
   return s;

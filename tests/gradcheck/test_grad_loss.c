@@ -50,3 +50,21 @@ Test(grad_loss, mse_and_l1) {
   vox_tensor_release(in[0]);
   vox_tensor_release(in[1]);
 }
+
+static vox_status ce_transposed_fn(void *ctx, vox_tensor *const *in, vox_tensor **out) {
+  const ce_case *c = ctx;
+  vox_tensor *t = NULL;
+  VOX_TRY(vox_op_transpose(in[0], 0, 1, &t)); /* non-contiguous logits */
+  vox_status st = vox_op_cross_entropy(t, c->targets, c->ignore_index, c->smoothing, out);
+  vox_tensor_release(t);
+  return st;
+}
+
+Test(grad_loss, cross_entropy_strided_logits) {
+  vox_tensor *in[1] = {vt_randn(VT_SHAPE(5, 4), 3, 1, true)};
+  vox_tensor *t = vt_from_i32(VT_SHAPE(4), (int32_t[]){4, 0, 2, 2});
+  ce_case c = {.targets = t, .ignore_index = 0, .smoothing = 0.05f};
+  vt_gradcheck("cross_entropy transposed logits", ce_transposed_fn, &c, 1, in, NULL);
+  vox_tensor_release(in[0]);
+  vox_tensor_release(t);
+}

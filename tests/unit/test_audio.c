@@ -169,6 +169,18 @@ Test(audio, bad_inputs_name_the_file) {
   write_bytes(tmp("trunc_hdr.wav"), buf, 30);
   expect_error(tmp("trunc_hdr.wav"), VOX_ERR_PARSE, "truncated");
 
+  /* a streamed WAV (RIFF and data sizes 0xFFFFFFFF, as written to a pipe) is complete, not truncated */
+  unsigned char streamed[32044];
+  memcpy(streamed, buf, sizeof buf);
+  memset(streamed + 4, 0xff, 4);
+  memset(streamed + 40, 0xff, 4);
+  write_bytes(tmp("streamed.wav"), streamed, sizeof streamed);
+  float *y;
+  int64_t m;
+  VT_OK(vox_audio_load(tmp("streamed.wav"), 16000, &y, &m));
+  cr_assert_eq(m, 16000);
+  free(y);
+
   /* a well-formed WAV with zero frames */
   VT_OK(vox_audio_save_wav(tmp("zero.wav"), NULL, 0, 16000));
   expect_error(tmp("zero.wav"), VOX_ERR_PARSE, "no audio frames");

@@ -408,3 +408,73 @@ Test(linear_ops, matmul_kernel_sums_into_broadcast_output) {
   vox_tensor *objs[] = {a, b, full, c, view};
   for (int i = 0; i < 5; i++) vox_tensor_release(objs[i]);
 }
+
+/* Forward + backward of every op here returns memory and autograd nodes to the baseline. */
+static void run_and_free(vox_tensor *y, vox_tensor **leaves, int n) {
+  vox_tensor *s = NULL;
+  VT_OK(vox_op_sum(y, 0, NULL, false, &s));
+  VT_OK(vox_backward(s, NULL));
+  vox_tensor_release(s);
+  vox_tensor_release(y);
+  for (int i = 0; i < n; i++) {
+    cr_assert(leaves[i]->grad, "leaf %d got no gradient", i);
+    vox_tensor_drop(&leaves[i]->grad);
+  }
+}
+
+Test(linear_ops, backward_frees_everything) {
+  vox_tensor *a = vt_randn(VT_SHAPE(2, 3, 4), 1, 1, true), *b = vt_randn(VT_SHAPE(4, 5), 2, 1, true);
+  vox_tensor *bb = vt_randn(VT_SHAPE(3, 1, 4, 5), 3, 1, true), *bias = vt_randn(VT_SHAPE(5), 4, 1, true);
+  vox_tensor *w = vt_randn(VT_SHAPE(5, 4), 5, 1, true), *ids = vt_from_i32(VT_SHAPE(3), (int32_t[]){1, 1, 4});
+  vox_tensor *idx = vt_from_i32(VT_SHAPE(2, 3, 2), (int32_t[]){0, 3, 1, 1, 2, 0, 3, 3, 0, 1, 2, 2});
+  vox_tensor *cb = vt_randn(VT_SHAPE(3, 4), 7, 1, true);
+  vox_tensor *src = vt_randn(VT_SHAPE(2, 3, 2), 6, 1, true), *tg = vt_from_i32(VT_SHAPE(2, 3), (int32_t[]){0, 3, -1, 2, 2, 1});
+  vt_mem_mark mark = vt_mem_now();
+  vox_tensor *y = NULL;
+  VT_OK(vox_op_matmul(a, b, false, false, &y));
+  run_and_free(y, (vox_tensor *[]){a, b}, 2);
+  VT_OK(vox_op_matmul(a, bb, false, false, &y)); /* broadcast both ways: the sum_to path */
+  run_and_free(y, (vox_tensor *[]){a, bb}, 2);
+  VT_OK(vox_op_linear(a, w, bias, &y));
+  run_and_free(y, (vox_tensor *[]){a, w, bias}, 3);
+  VT_OK(vox_op_embedding(w, ids, &y));
+  run_and_free(y, (vox_tensor *[]){w}, 1);
+  VT_OK(vox_op_gather(a, 2, idx, &y));
+  run_and_free(y, (vox_tensor *[]){a}, 1);
+  VT_OK(vox_op_scatter_add(a, 2, idx, src, &y));
+  run_and_free(y, (vox_tensor *[]){a, src}, 2);
+  VT_OK(vox_op_pairwise_sqdist(w, cb, &y));
+  run_and_free(y, (vox_tensor *[]){w, cb}, 2);
+  VT_OK(vox_op_softmax(a, 1, &y));
+  run_and_free(y, (vox_tensor *[]){a}, 1);
+  VT_OK(vox_op_log_softmax(a, -1, &y));
+  run_and_free(y, (vox_tensor *[]){a}, 1);
+  VT_OK(vox_op_cross_entropy(a, tg, -1, 0.1f, &y));
+  run_and_free(y, (vox_tensor *[]){a}, 1);
+  VT_OK(vox_op_mse_loss(a, src, &y) == VOX_OK ? VOX_ERR_STATE : VOX_OK); /* shapes differ: an error */
+  VT_OK(vox_op_l1_loss(b, w, &y) == VOX_OK ? VOX_ERR_STATE : VOX_OK);
+  vt_assert_mem_back_to(mark, "forward + backward");
+  vox_tensor *objs[] = {a, b, bb, bias, w, ids, idx, src, tg, cb};
+  for (int i = 0; i < 10; i++) vox_tensor_release(objs[i]);
+}
+
+Test(linear_ops, bf16_softmax_cross_entropy_embedding) {
+  vox_tensor *x = vt_randn(VT_SHAPE(3, 6), 1, 2, false), *xh = NULL, *xr = NULL;
+  VT_OK(vox_tensor_to(x, VOX_CPU, VOX_BF16, &xh));
+  VT_OK(vox_tensor_to(xh, VOX_CPU, VOX_F32, &xr));
+  vox_tensor *s = NULL, *sr = NULL, *ce = NULL, *cer = NULL, *e = NULL, *er = NULL;
+  VT_OK(vox_op_softmax(xh, -1, &s));
+  VT_OK(vox_op_softmax(xr, -1, &sr));
+  cr_assert_eq(s->dtype, VOX_BF16);
+  vt_assert_close(s, sr, 4e-3, 1e-2, "bf16 softmax");
+  vox_tensor *t = vt_from_i32(VT_SHAPE(3), (int32_t[]){5, 0, 2});
+  VT_OK(vox_op_cross_entropy(xh, t, -100, 0.1f, &ce));
+  VT_OK(vox_op_cross_entropy(xr, t, -100, 0.1f, &cer));
+  vt_assert_close(ce, cer, 1e-5, 1e-5, "bf16 cross-entropy (f32 statistics)");
+  vox_tensor *ids = vt_from_i32(VT_SHAPE(2), (int32_t[]){2, 0});
+  VT_OK(vox_op_embedding(xh, ids, &e));
+  VT_OK(vox_op_embedding(xr, ids, &er));
+  vt_assert_close(e, er, 0, 0, "bf16 embedding");
+  vox_tensor *objs[] = {x, xh, xr, s, sr, ce, cer, e, er, t, ids};
+  for (int i = 0; i < 11; i++) vox_tensor_release(objs[i]);
+}
