@@ -33,11 +33,14 @@ typedef enum vox_unary_op {
 } vox_unary_op;
 typedef struct vox_unary_params { vox_unary_op op; double alpha, beta; } vox_unary_params;
 
+/* Element i of the (contiguous) output, in row-major order, is kept when uniform(seed, offset + i) >= p
+ * (vox_rng_uniform_at) and scaled by 1/(1-p); backward runs the same kernel on dy with the same params. */
 typedef struct vox_dropout_params { uint64_t seed, offset; float p; } vox_dropout_params;
 
 typedef enum vox_reduce_op { VOX_RED_SUM, VOX_RED_MEAN, VOX_RED_MAX, VOX_RED_MIN, VOX_RED_SUMSQ } vox_reduce_op;
 /* Reduces the dims flagged in `dims` (bit d = dim d); out has the input's ndim with those dims of size 1. */
 typedef struct vox_reduce_params { vox_reduce_op op; uint32_t dims; } vox_reduce_params;
+/* out (i32) has the input's ndim with `dim` of size 1; ties go to the first index, NaN counts as extreme. */
 typedef struct vox_arg_reduce_params { bool is_max; int dim; } vox_arg_reduce_params;
 
 typedef struct vox_softmax_params { bool log; } vox_softmax_params;

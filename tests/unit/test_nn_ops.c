@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend.h"
 #include "vox_test.h"
 
 /* ---- helpers ------------------------------------------------------------------------------------------- */
@@ -443,4 +444,76 @@ Test(nn_ops, conv_bad_inputs) {
   cr_assert(y == NULL);
   vox_tensor *objs[] = {x, w, w2, b, wl, wt};
   for (int i = 0; i < 6; i++) vox_tensor_release(objs[i]);
+}
+
+/* ---- threaded paths ------------------------------------------------------------------------------------ */
+
+typedef vox_status (*grads_fn)(vox_tensor *const *in, vox_tensor **out);
+
+static vox_status attn_big(vox_tensor *const *in, vox_tensor **out) {
+  vox_attention_mask m = {.causal = true, .causal_offset = 3, .kv_lens = in[3]};
+  return vox_op_attention(in[0], in[1], in[2], &m, 0, out);
+}
+static vox_status conv_big(vox_tensor *const *in, vox_tensor **out) {
+  return vox_op_conv1d(in[0], in[1], in[2], 2, 3, 2, 2, out);
+}
+static vox_status convt_big(vox_tensor *const *in, vox_tensor **out) {
+  return vox_op_conv_transpose1d(in[0], in[1], in[2], 2, 1, 1, 1, 2, out);
+}
+
+static vox_status ln_big(vox_tensor *const *in, vox_tensor **out) {
+  return vox_op_layer_norm(in[0], in[1], in[2], 1e-5f, out);
+}
+static vox_status rms_big(vox_tensor *const *in, vox_tensor **out) { return vox_op_rms_norm(in[0], in[1], 1e-6f, out); }
+
+/* Output and input gradients with `threads` worker threads; results[i] owned by the caller. */
+static void run_with_threads(int threads, grads_fn fn, int n, vox_tensor *const *in, vox_tensor **results) {
+  vox_set_num_threads(threads);
+  vox_tensor *o = NULL;
+  VT_OK(fn(in, &o));
+  vox_tensor *g = vt_randn(o->ndim, o->shape, 99, 1, false);
+  VT_OK(vox_backward(o, g));
+  results[0] = o;
+  for (int i = 0; i < n; i++) {
+    results[i + 1] = in[i]->grad;
+    in[i]->grad = NULL;
+  }
+  vox_tensor_release(g);
+}
+
+static void check_threads_agree(const char *what, grads_fn fn, int n, vox_tensor *const *in) {
+  int saved = vox_num_threads();
+  vox_tensor *one[5] = {0}, *many[5] = {0};
+  run_with_threads(1, fn, n, in, one);
+  run_with_threads(saved > 1 ? saved : 2, fn, n, in, many);
+  vox_set_num_threads(saved);
+  for (int i = 0; i <= n; i++) {
+    if (!one[i]) continue;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s: %s with 1 vs several threads", what, i ? "gradient" : "output");
+    vt_assert_close(many[i], one[i], 1e-5, 1e-4, msg);
+    vox_tensor_release(one[i]), vox_tensor_release(many[i]);
+  }
+}
+
+Test(nn_ops, threaded_kernels_match_single_thread) {
+  vt_mem_mark m = vt_mem_now();
+  vox_tensor *attn[4] = {vt_randn(VT_SHAPE(3, 4, 130, 32), 1, 1, true), vt_randn(VT_SHAPE(3, 2, 133, 32), 2, 1, true),
+                         vt_randn(VT_SHAPE(3, 2, 133, 16), 3, 1, true),
+                         vt_from_i32(VT_SHAPE(3), (int32_t[]){133, 70, 0})};
+  check_threads_agree("attention", attn_big, 4, attn);
+  vox_tensor *conv[3] = {vt_randn(VT_SHAPE(8, 16, 300), 4, 1, true), vt_randn(VT_SHAPE(24, 8, 5), 5, 1, true),
+                         vt_randn(VT_SHAPE(24), 6, 1, true)};
+  check_threads_agree("conv1d", conv_big, 3, conv);
+  vox_tensor *convt[3] = {vt_randn(VT_SHAPE(8, 16, 300), 7, 1, true), vt_randn(VT_SHAPE(16, 12, 4), 8, 1, true),
+                          vt_randn(VT_SHAPE(24), 9, 1, true)};
+  check_threads_agree("conv_transpose1d", convt_big, 3, convt);
+  vox_tensor *norm[3] = {vt_randn(VT_SHAPE(96, 512), 10, 1, true), vt_randn(VT_SHAPE(512), 11, 1, true),
+                         vt_randn(VT_SHAPE(512), 12, 1, true)};
+  check_threads_agree("layer_norm", ln_big, 3, norm);
+  check_threads_agree("rms_norm", rms_big, 2, norm);
+  for (int i = 0; i < 3; i++) vox_tensor_release(norm[i]);
+  for (int i = 0; i < 4; i++) vox_tensor_release(attn[i]);
+  for (int i = 0; i < 3; i++) vox_tensor_release(conv[i]), vox_tensor_release(convt[i]);
+  vt_assert_mem_back_to(m, "threaded kernels");
 }
