@@ -55,7 +55,7 @@ static vox_status cpu_cross_entropy(const vox_kernel_args *args) {
       sum_x += xv;
     }
     double s = 0;
-    for (int64_t v = 0; v < V; v++) s += exp((double)vox_cpu_load(xb, x->dtype, o + v * xc) - m);
+    for (int64_t v = 0; v < V; v++) s += expf(vox_cpu_load(xb, x->dtype, o + v * xc) - m);
     double lse = m + log(s);
     sb[r * ss] = (float)lse;
     int32_t c = tb[r * ts];

@@ -48,13 +48,22 @@ static vox_status cpu_softmax(const vox_kernel_args *args) {
         m = buf[v] > m ? buf[v] : m;
       }
       double s = 0;
-      for (int64_t v = 0; v < V; v++) s += exp((double)(buf[v] - m));
       if (log_mode) {
+        for (int64_t v = 0; v < V; v++) s += expf(buf[v] - m);
         float lse = m + (float)log(s);
         for (int64_t v = 0; v < V; v++) vox_cpu_store(yb, y->dtype, yo + v * ys, buf[v] - lse);
       } else {
+        for (int64_t v = 0; v < V; v++) {
+          buf[v] = expf(buf[v] - m);
+          s += buf[v];
+        }
         float inv = (float)(1.0 / s);
-        for (int64_t v = 0; v < V; v++) vox_cpu_store(yb, y->dtype, yo + v * ys, expf(buf[v] - m) * inv);
+        if (y->dtype == VOX_F32 && ys == 1) {
+          float *yr = (float *)yb + yo;
+          for (int64_t v = 0; v < V; v++) yr[v] = buf[v] * inv;
+        } else {
+          for (int64_t v = 0; v < V; v++) vox_cpu_store(yb, y->dtype, yo + v * ys, buf[v] * inv);
+        }
       }
     }
     free(buf);
