@@ -217,7 +217,9 @@ Test(elementwise, reductions_values) {
   /* max gradient flows to the first maximal element only */
   x->requires_grad = true;
   VT_OK(vox_op_max(x, 1, false, &o));
-  VT_OK(vox_backward(o, vt_from_f32(VT_SHAPE(2), (float[]){1, 10})));
+  vox_tensor *seed_grad = vt_from_f32(VT_SHAPE(2), (float[]){1, 10});
+  VT_OK(vox_backward(o, seed_grad));
+  vox_tensor_release(seed_grad);
   vt_assert_close_f32(x->grad, (float[]){0, 1, 0, 10, 0, 0}, 0, 0, "max grad to the first maximum");
   DROP(o);
   DROP(x);
@@ -311,7 +313,9 @@ Test(elementwise, straight_through_passes_gradient) {
   vox_no_grad_end();
   VT_OK(vox_op_straight_through(x, q, &o));
   vt_assert_close_f32(o, (float[]){0.2f, 1, -1}, 0, 0, "forward is q");
-  VT_OK(vox_backward(o, vt_from_f32(VT_SHAPE(3), (float[]){1, 2, 3})));
+  vox_tensor *seed_grad = vt_from_f32(VT_SHAPE(3), (float[]){1, 2, 3});
+  VT_OK(vox_backward(o, seed_grad));
+  vox_tensor_release(seed_grad);
   vt_assert_close_f32(x->grad, (float[]){1, 2, 3}, 0, 0, "gradient passes to x unchanged");
   DROP(o);
   DROP(q);

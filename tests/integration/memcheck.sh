@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the core unit tests under valgrind memcheck: any invalid access, use of uninitialised memory or
+# definitely-lost block fails the test. (Criterion reports its result before valgrind's leak check, so the
+# verdict comes from valgrind's own output, not the exit status.)
+set -u
+build="${VOX_BUILD_DIR:?}"
+command -v valgrind >/dev/null || { echo "valgrind is not installed (bash .ci/setup.sh installs it)"; exit 1; }
+export VOX_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+status=0
+for t in test_autograd test_tensor_views test_elementwise test_config test_linear_ops test_nn_ops; do
+  bin="$build/tests/$t"
+  [ -x "$bin" ] || { echo "memcheck: $t is missing"; status=1; continue; }
+  log=$(mktemp)
+  valgrind -q --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite "$bin" --jobs 1 >"$log" 2>&1
+  if grep -qE '^==[0-9]+== ' "$log" || ! grep -q 'Failing: 0 | Crashing: 0' "$log"; then
+    echo "memcheck: $t FAILED"; grep -E '^==[0-9]+== |Synthesis|FAIL' "$log" | head -40; status=1
+  else
+    echo "memcheck: $t clean ($(grep -o 'Tested: [0-9]*' "$log"))"
+  fi
+  rm -f "$log"
+done
+exit $status
