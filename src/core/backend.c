@@ -3,6 +3,7 @@
 #include "core/backend.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/tensor.h"
@@ -18,7 +19,18 @@ static const char *kernel_names[VOX_K_COUNT] = {
 #undef VOX_KERNEL
 };
 
-vox_backend *vox_backend_get(vox_device device) { return &backends[device]; }
+static pthread_once_t probe_once[VOX_DEVICE_COUNT] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static void probe_cpu(void) {}
+static void probe_cuda(void) {
+  if (backends[VOX_CUDA].probe) backends[VOX_CUDA].probe(&backends[VOX_CUDA]);
+}
+
+vox_backend *vox_backend_table(vox_device device) { return &backends[device]; }
+
+vox_backend *vox_backend_get(vox_device device) {
+  pthread_once(&probe_once[device], device == VOX_CUDA ? probe_cuda : probe_cpu);
+  return &backends[device];
+}
 const char *vox_kernel_name(vox_kernel_id id) { return id < VOX_K_COUNT ? kernel_names[id] : "?"; }
 
 void vox_backend_register_kernel(vox_device device, vox_kernel_id id, vox_kernel_fn fn) {
@@ -32,7 +44,7 @@ vox_status vox_kernel_run(const char *op, vox_kernel_id id, const vox_kernel_arg
     if (args->in[i] && args->in[i]->device != device)
       return vox_errorf(VOX_ERR_DEVICE, "%s: operand %d is on %s, expected %s", op, i,
                         vox_device_name(args->in[i]->device), vox_device_name(device));
-  vox_backend *be = &backends[device];
+  vox_backend *be = vox_backend_get(device);
   if (!be->available)
     return vox_errorf(VOX_ERR_DEVICE, "%s: device %s is not available", op, vox_device_name(device));
   vox_kernel_fn fn = be->kernels[id];

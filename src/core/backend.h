@@ -31,7 +31,10 @@ typedef vox_status (*vox_kernel_fn)(const vox_kernel_args *args);
 typedef struct vox_backend {
   const char *name;
   vox_device device;
-  bool available; /* false when compiled in but no device is present */
+  bool available; /* false when compiled in but no device is present (valid after vox_backend_get) */
+  /* Detects the device on first use rather than at load time (so forked test processes and machines
+   * without a driver are fine); sets `available`. NULL when there is nothing to detect. */
+  void (*probe)(struct vox_backend *self);
   vox_status (*alloc)(size_t nbytes, void **ptr);
   void (*free)(void *ptr, size_t nbytes);
   /* Contiguous byte copies between host memory and this device (or within it). */
@@ -44,6 +47,8 @@ typedef struct vox_backend {
 /* The backend of `device` (never NULL; check ->available). */
 vox_backend *vox_backend_get(vox_device device);
 const char *vox_kernel_name(vox_kernel_id id);
+/* The table itself, without probing the device: for backends filling it in at load time. */
+vox_backend *vox_backend_table(vox_device device);
 
 /* Runs kernel `id` on the device of out[0] (or in[0] when there is no output). `op` names the calling op
  * in errors. */

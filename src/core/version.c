@@ -15,10 +15,7 @@ const char *vox_build_backends(void) {
   size_t n = (size_t)snprintf(buf, sizeof buf, "cpu");
 #ifdef VOX_HAVE_CUDA
   n += (size_t)snprintf(buf + n, sizeof buf - n, " cuda%s",
-                        vox_backend_get(VOX_CUDA)->available ? "" : " (compiled in; no device present)");
-#endif
-#ifdef VOX_HAVE_MPI
-  n += (size_t)snprintf(buf + n, sizeof buf - n, " mpi");
+                        vox_backend_get(VOX_CUDA)->available ? "" : " (compiled in; no usable device here)");
 #endif
   (void)n;
   return buf;

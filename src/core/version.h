@@ -5,7 +5,7 @@
 
 const char *vox_version(void);
 const char *vox_build_type(void);
-/* e.g. "cpu cuda(sm_80,sm_90a) mpi"; a device compiled in but absent at run time is marked "(no device)". */
+/* e.g. "cpu cuda"; a backend compiled in but without a usable device here says so. */
 const char *vox_build_backends(void);
 
 #endif

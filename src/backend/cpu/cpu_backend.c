@@ -18,7 +18,7 @@ static vox_status cpu_copy(void *dst, const void *src, size_t nbytes) {
 static vox_status cpu_synchronize(void) { return VOX_OK; }
 
 __attribute__((constructor(101))) static void cpu_backend_init(void) {
-  vox_backend *be = vox_backend_get(VOX_CPU);
+  vox_backend *be = vox_backend_table(VOX_CPU);
   be->available = true;
   be->alloc = cpu_alloc;
   be->free = cpu_free;
