@@ -1,5 +1,5 @@
 /* CPU training-step benchmark: one forward + backward + AdamW step of the tiny LM (batch 8 x 256, d_model 256,
- * 4 layers, 4 heads, SwiGLU 688, vocab 256); warmup, then the median of N steps. Compare with
+ * 4 layers, 4 heads / 2 KV heads, SwiGLU 688, vocab 256); warmup, then the median of N steps. Compare with
  * bench/cpu_step_torch.py through bench/run_cpu_step.sh. Options: --threads T --steps N --warmup W. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
   if (steps < 1 || steps > 1000) steps = 10;
   vox_set_num_threads(threads);
   enum { B = 8, T = 256 };
-  vox_tiny_lm_config cfg = {.vocab_size = 256, .d_model = 256, .n_layers = 4, .n_heads = 4, .n_kv_heads = 4,
+  vox_tiny_lm_config cfg = {.vocab_size = 256, .d_model = 256, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2,
                             .d_ff = 688};
   vox_tiny_lm *m = NULL;
   CHECK(vox_tiny_lm_new(&cfg, 1, &m));

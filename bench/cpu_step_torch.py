@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch side of the CPU training-step benchmark: the same tiny LM as bench/bench_cpu_step.c (batch 8 x 256,
-d_model 256, 4 layers, 4 heads, SwiGLU 688, vocab 256, untied head, RMSNorm, RoPE), one forward + backward + AdamW
+d_model 256, 4 layers, 4 heads / 2 KV heads, SwiGLU 688, vocab 256, untied head, RMSNorm, RoPE), one forward + backward + AdamW
 step, warmup then median of N steps, with torch.set_num_threads(T)."""
 import argparse
 import math
@@ -27,12 +27,13 @@ def rotate_half(x):
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, ff):
+    def __init__(self, d, heads, kv_heads, ff):
         super().__init__()
-        self.h, self.dh = heads, d // heads
+        self.h, self.kv, self.dh = heads, kv_heads, d // heads
         self.input_layernorm, self.post_attention_layernorm = RMSNorm(d), RMSNorm(d)
-        self.q_proj, self.k_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
-        self.v_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.q_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, kv_heads * self.dh, bias=False)
+        self.v_proj = nn.Linear(d, kv_heads * self.dh, bias=False)
         self.gate_proj, self.up_proj = nn.Linear(d, ff, bias=False), nn.Linear(d, ff, bias=False)
         self.down_proj = nn.Linear(ff, d, bias=False)
 
@@ -40,20 +41,27 @@ class Block(nn.Module):
         B, T, D = x.shape
         h = self.input_layernorm(x)
         q = self.q_proj(h).view(B, T, self.h, self.dh).transpose(1, 2)
-        k = self.k_proj(h).view(B, T, self.h, self.dh).transpose(1, 2)
-        v = self.v_proj(h).view(B, T, self.h, self.dh).transpose(1, 2)
+        k = self.k_proj(h).view(B, T, self.kv, self.dh).transpose(1, 2)
+        v = self.v_proj(h).view(B, T, self.kv, self.dh).transpose(1, 2)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        k = k.repeat_interleave(self.h // self.kv, dim=1)  # GQA (torch 1.13 SDPA has no enable_gqa)
+        v = v.repeat_interleave(self.h // self.kv, dim=1)
+        if hasattr(F, "scaled_dot_product_attention"):  # torch >= 2.0: the fused kernel
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = (q @ k.transpose(-1, -2)) / math.sqrt(self.dh)
+            s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+            o = s.softmax(-1) @ v
         x = x + self.o_proj(o.transpose(1, 2).reshape(B, T, D))
         h = self.post_attention_layernorm(x)
         return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
 
 
 class TinyLM(nn.Module):
-    def __init__(self, vocab=256, d=256, layers=4, heads=4, ff=688):
+    def __init__(self, vocab=256, d=256, layers=4, heads=4, kv_heads=2, ff=688):
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
-        self.layers = nn.ModuleList(Block(d, heads, ff) for _ in range(layers))
+        self.layers = nn.ModuleList(Block(d, heads, kv_heads, ff) for _ in range(layers))
         self.norm = RMSNorm(d)
         self.lm_head = nn.Linear(d, vocab, bias=False)
         self.dh = d // heads

@@ -28,7 +28,7 @@ static void set_grad(vox_tensor *p, const float *g, float mul) {
   p->grad = vt_from_f32(p->ndim, p->shape, tmp);
 }
 
-/* torch snippet (torch 2.x):
+/* torch snippet (torch 1.13):
  *   w = torch.tensor([[0.5,-1.0,2.0],[0.1,0.0,-0.3]], requires_grad=True); b = torch.tensor([0.2,-0.4,0.6], ...)
  *   opt = torch.optim.AdamW([{'params':[w],'weight_decay':0.1},{'params':[b],'weight_decay':0.0}],
  *                           lr=0.01, betas=(0.9,0.99), eps=1e-8)
