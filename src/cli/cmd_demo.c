@@ -94,7 +94,7 @@ static int usage(FILE *f) {
 }
 
 static int cmd_demo(int argc, char **argv) {
-  long steps = 200, seed = 1, log_every = 25;
+  long steps = 300, seed = 1, log_every = 25;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
     long *dst = !strcmp(argv[i], "--steps") ? &steps : !strcmp(argv[i], "--seed") ? &seed

@@ -3,6 +3,8 @@
  * backward, and replaying the same RNG state so dropout masks match in the recompute. */
 #include "nn/transformer.h"
 
+#include <stdio.h>
+
 #include "core/autograd.h"
 
 vox_status vox_block_init(vox_block *b, vox_params *reg, const char *name, const vox_block_config *cfg, vox_rng *rng) {
@@ -27,8 +29,10 @@ vox_status vox_block_init(vox_block *b, vox_params *reg, const char *name, const
   } else {
     VOX_TRY(vox_layer_norm_init(&b->ln2, reg, vox_params_path(buf, sizeof buf, "%s.%s", name, n2), d, c->norm_eps, true));
   }
-  return vox_mlp_init(&b->mlp, reg, vox_params_path(buf, sizeof buf, "%s.%s", name, c->mlp_name ? c->mlp_name : "mlp"),
-                      c->mlp_kind, d, c->d_ff, c->mlp_bias, rng);
+  /* An empty mlp_name puts the MLP's linears directly under the block (Whisper: "layers.0.fc1"). */
+  if (c->mlp_name && !*c->mlp_name) snprintf(buf, sizeof buf, "%s", name);
+  else vox_params_path(buf, sizeof buf, "%s.%s", name, c->mlp_name ? c->mlp_name : "mlp");
+  return vox_mlp_init(&b->mlp, reg, buf, c->mlp_kind, d, c->d_ff, c->mlp_bias, rng);
 }
 
 static vox_status block_norm(const vox_block *b, int which, vox_tensor *x, vox_tensor **out) {

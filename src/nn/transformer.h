@@ -21,7 +21,7 @@ typedef struct vox_block_config {
   float norm_eps;     /* 0 means 1e-6 */
   float dropout;      /* on each residual branch, while training */
   bool checkpoint;    /* recompute the block in backward instead of keeping its activations */
-  /* Child names; NULL means the Qwen2 ones. */
+  /* Child names; NULL means the Qwen2 ones; mlp_name "" puts fc1/fc2 directly under the block (Whisper). */
   const char *attn_norm_name, *attn_name, *mlp_norm_name, *mlp_name;
 } vox_block_config;
 

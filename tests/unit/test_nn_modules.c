@@ -121,7 +121,8 @@ Test(nn_modules, kv_cache_matches_full_forward) {
   vox_tiny_lm_free(m);
 }
 
-static void block_grads(bool checkpoint, float dropout, vox_tensor **grads, int *n_out, vox_tensor **xgrad) {
+static void block_grads(bool checkpoint, float dropout, vox_tensor **grads, int *n_out, vox_tensor **xgrad,
+                        long *graph_nodes) {
   vox_params *reg = NULL;
   VT_OK(vox_params_new(&reg));
   vox_rng rng = vox_rng_make(3);
@@ -137,7 +138,9 @@ static void block_grads(bool checkpoint, float dropout, vox_tensor **grads, int 
   vox_attention_mask mask = {.causal = true, .kv_lens = kv};
   vox_tensor *y = NULL, *w = vt_randn(VT_SHAPE(2, 6, 32), 23, 1.0f, false), *prod = NULL, *loss = NULL;
   vox_rng drop_rng = vox_rng_make(77);
+  long nodes0 = vox_autograd_live_nodes();
   VT_OK(vox_block_forward(&blk, x, positions, &mask, NULL, dropout > 0, &drop_rng, &y));
+  *graph_nodes = vox_autograd_live_nodes() - nodes0; /* what the forward keeps for backward */
   VT_OK(vox_op_mul(y, w, &prod));
   VT_OK(vox_op_sum(prod, 0, NULL, false, &loss));
   VT_OK(vox_backward(loss, NULL));
@@ -160,10 +163,13 @@ Test(nn_modules, checkpointed_block_same_gradients) {
     float p = d ? 0.2f : 0.0f;
     vox_tensor *ga[32] = {0}, *gb[32] = {0}, *xa = NULL, *xb = NULL;
     int na, nb;
-    block_grads(false, p, ga, &na, &xa);
+    long graph_plain, graph_ckpt;
+    block_grads(false, p, ga, &na, &xa, &graph_plain);
     long nodes_before = vox_autograd_live_nodes();
-    block_grads(true, p, gb, &nb, &xb);
+    block_grads(true, p, gb, &nb, &xb, &graph_ckpt);
     cr_assert_eq(vox_autograd_live_nodes(), nodes_before);
+    cr_assert_eq(graph_ckpt, 1, "a checkpointed block keeps one node, not %ld", graph_ckpt);
+    cr_assert_gt(graph_plain, 10);
     cr_assert_eq(na, nb);
     for (int i = 0; i < na; i++) {
       cr_assert_not_null(gb[i]);
@@ -215,11 +221,54 @@ Test(nn_modules, conv_and_gelu_mlp_modules) {
   vox_params_free(reg);
 }
 
+/* A Whisper-style block: LayerNorm with bias, GELU fc1/fc2 directly under the layer, out_proj, q/v but no k bias. */
+Test(nn_modules, whisper_style_block) {
+  vox_params *reg = NULL;
+  VT_OK(vox_params_new(&reg));
+  vox_rng rng = vox_rng_make(2);
+  vox_block_config bc = {.attn = {.d_model = 16, .n_heads = 2, .q_bias = true, .v_bias = true, .o_bias = true,
+                                  .o_name = "out_proj"},
+                         .mlp_kind = VOX_MLP_GELU, .d_ff = 32, .mlp_bias = true, .norm_kind = VOX_NORM_LAYER,
+                         .norm_eps = 1e-5f, .dropout = 0.1f, .attn_norm_name = "self_attn_layer_norm",
+                         .mlp_norm_name = "final_layer_norm", .mlp_name = ""};
+  vox_block blk;
+  VT_OK(vox_block_init(&blk, reg, "encoder.layers.0", &bc, &rng));
+  const char *names[] = {"encoder.layers.0.self_attn_layer_norm.weight", "encoder.layers.0.self_attn_layer_norm.bias",
+                         "encoder.layers.0.self_attn.q_proj.weight",     "encoder.layers.0.self_attn.q_proj.bias",
+                         "encoder.layers.0.self_attn.k_proj.weight",     "encoder.layers.0.self_attn.v_proj.weight",
+                         "encoder.layers.0.self_attn.v_proj.bias",       "encoder.layers.0.self_attn.out_proj.weight",
+                         "encoder.layers.0.self_attn.out_proj.bias",     "encoder.layers.0.final_layer_norm.weight",
+                         "encoder.layers.0.final_layer_norm.bias",       "encoder.layers.0.fc1.weight",
+                         "encoder.layers.0.fc1.bias",                    "encoder.layers.0.fc2.weight",
+                         "encoder.layers.0.fc2.bias"};
+  cr_assert_eq(reg->count, 15);
+  for (int i = 0; i < 15; i++) cr_assert_not_null(vox_params_get(reg, names[i]), "missing %s", names[i]);
+  cr_assert_null(vox_params_get(reg, "encoder.layers.0.self_attn.k_proj.bias"));
+  /* Bidirectional, padded: training with dropout differs from eval, eval is deterministic, grads reach all. */
+  vox_tensor *x = vt_randn(VT_SHAPE(2, 5, 16), 4, 1.0f, false), *y1 = NULL, *y2 = NULL, *y3 = NULL, *s = NULL;
+  int32_t lens[2] = {5, 3};
+  vox_tensor *kv = vt_from_i32(VT_SHAPE(2), lens);
+  vox_attention_mask mask = {.kv_lens = kv};
+  vox_rng drng = vox_rng_make(8);
+  VT_OK(vox_block_forward(&blk, x, NULL, &mask, NULL, false, NULL, &y1));
+  VT_OK(vox_block_forward(&blk, x, NULL, &mask, NULL, false, NULL, &y2));
+  vt_assert_close(y1, y2, 0, 0, "eval forward is deterministic");
+  VT_OK(vox_block_forward(&blk, x, NULL, &mask, NULL, true, &drng, &y3));
+  cr_assert_gt(vt_close_ratio(y3, y1, 1e-6, 0), 1.0, "dropout changed nothing while training");
+  VT_OK(vox_op_sum(y3, 0, NULL, false, &s));
+  VT_OK(vox_backward(s, NULL));
+  for (int i = 0; i < reg->count; i++) cr_assert_not_null(reg->items[i].tensor->grad, "no grad for %s", reg->items[i].name);
+  vox_tensor *ts[] = {x, y1, y2, y3, s, kv};
+  for (int i = 0; i < 6; i++) vox_tensor_release(ts[i]);
+  vox_params_free(reg);
+}
+
 /* 100 AdamW steps of the tiny LM: live CPU bytes at the end of every step equal those after step 1, no autograd
  * node survives a step, and the loss falls. */
-Test(nn_modules, training_does_not_leak) {
+static void train_without_leaks(bool checkpoint) {
   vt_mem_mark start = vt_mem_now();
   vox_tiny_lm_config cfg = small_cfg();
+  cfg.checkpoint = checkpoint;
   vox_tiny_lm *m = NULL;
   VT_OK(vox_tiny_lm_new(&cfg, 21, &m));
   vox_optim_config oc = vox_optim_adamw_config(3e-3f, 0.01f);
@@ -250,7 +299,7 @@ Test(nn_modules, training_does_not_leak) {
     if (step == 0) after_first = live;
     else cr_assert_eq(live, after_first, "step %d: live CPU bytes %zu, after step 1 %zu", step, live, after_first);
   }
-  cr_log_info("training_does_not_leak: loss %.4f -> %.4f, live %zu bytes", first, last, after_first);
+  cr_log_info("training (checkpoint %d): loss %.4f -> %.4f, live %zu bytes", checkpoint, first, last, after_first);
   cr_assert_lt(last, first * 0.5, "loss did not fall: %.4f -> %.4f", first, last);
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
@@ -258,3 +307,6 @@ Test(nn_modules, training_does_not_leak) {
   vox_tiny_lm_free(m);
   vt_assert_mem_back_to(start, "tiny LM training");
 }
+
+Test(nn_modules, training_does_not_leak) { train_without_leaks(false); }
+Test(nn_modules, checkpointed_training_does_not_leak) { train_without_leaks(true); }
