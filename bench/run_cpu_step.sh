@@ -11,11 +11,11 @@ if [[ ! -x "$build/bench_cpu_step" ]]; then
   exit 1
 fi
 echo "# one training step (forward + backward + AdamW), batch 8 x 256, d_model 256, 4 layers, 4 heads / 2 KV heads, $threads threads"
-VOX_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
-  "$build/bench_cpu_step" --threads "$threads" --steps "$steps"
-# OpenMP's spin-waiting workers compete with OpenBLAS's own threads for the cores between kernels; with passive
-# waiting they sleep instead. Shown separately so the default-environment figure stays the headline one.
-echo "# vox again with OMP_WAIT_POLICY=PASSIVE:"
+# The vox program runs with OMP_WAIT_POLICY=PASSIVE unless told otherwise (src/cli/main.c): spinning OpenMP
+# workers compete with OpenBLAS's threads between kernels. Measure that default, then the spinning policy.
 OMP_WAIT_POLICY=PASSIVE VOX_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
+  "$build/bench_cpu_step" --threads "$threads" --steps "$steps"
+echo "# vox again with OMP_WAIT_POLICY=ACTIVE (spinning workers):"
+OMP_WAIT_POLICY=ACTIVE VOX_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
   "$build/bench_cpu_step" --threads "$threads" --steps "$steps"
 OMP_NUM_THREADS="$threads" /usr/bin/python3 "$here/cpu_step_torch.py" --threads "$threads" --steps "$steps"
