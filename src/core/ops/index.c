@@ -95,6 +95,24 @@ static vox_status run_gather(const char *op, const vox_tensor *x, int dim, const
   return vox_kernel_run(op, VOX_K_GATHER, &a);
 }
 
+/* Shared tail of gather and scatter_add: on success record the node with the dim and the saved index;
+ * on any failure drop the output. */
+static vox_status record_indexed(const char *op, vox_status st, vox_tensor **out, int n_in, vox_tensor *const *inputs,
+                                 vox_backward_fn backward, int dim, vox_tensor *index) {
+  vox_node *node = NULL;
+  if (st == VOX_OK) st = vox_autograd_record(op, *out, n_in, inputs, backward, &node);
+  if (st != VOX_OK) {
+    vox_tensor_drop(out);
+    return st;
+  }
+  if (node) {
+    index_ctx c = {.dim = dim};
+    memcpy(node->ctx, &c, sizeof c);
+    vox_node_save(node, index);
+  }
+  return VOX_OK;
+}
+
 static vox_status gather_backward(vox_node *node, vox_tensor *g, vox_tensor **grad_in) {
   if (!vox_node_needs_grad(node, 0)) return VOX_OK;
   const index_ctx *c = (const index_ctx *)node->ctx;
@@ -109,19 +127,8 @@ vox_status vox_op_gather(vox_tensor *x, int dim, vox_tensor *index, vox_tensor *
   VOX_TRY(check_index("gather", x, dim, index, NULL, &d));
   VOX_TRY(vox_tensor_empty(x->dtype, x->device, index->ndim, index->shape, out));
   vox_status st = run_gather("gather", x, d, index, *out);
-  vox_node *node = NULL;
   vox_tensor *inputs[2] = {x, index};
-  if (st == VOX_OK) st = vox_autograd_record("gather", *out, 2, inputs, gather_backward, &node);
-  if (st != VOX_OK) {
-    vox_tensor_drop(out);
-    return st;
-  }
-  if (node) {
-    index_ctx c = {.dim = d};
-    memcpy(node->ctx, &c, sizeof c);
-    vox_node_save(node, index);
-  }
-  return VOX_OK;
+  return record_indexed("gather", st, out, 2, inputs, gather_backward, d, index);
 }
 
 /* d x = dy; d src = dy gathered at index (zero where src has elements the index does not reach). */
@@ -147,19 +154,8 @@ vox_status vox_op_scatter_add(vox_tensor *x, int dim, vox_tensor *index, vox_ten
   VOX_TRY(check_index("scatter_add", x, dim, index, src, &d));
   VOX_TRY(vox_tensor_clone(x, out));
   vox_status st = run_scatter_add("scatter_add", *out, d, index, src);
-  vox_node *node = NULL;
   vox_tensor *inputs[3] = {x, index, src};
-  if (st == VOX_OK) st = vox_autograd_record("scatter_add", *out, 3, inputs, scatter_add_backward, &node);
-  if (st != VOX_OK) {
-    vox_tensor_drop(out);
-    return st;
-  }
-  if (node) {
-    index_ctx c = {.dim = d};
-    memcpy(node->ctx, &c, sizeof c);
-    vox_node_save(node, index);
-  }
-  return VOX_OK;
+  return record_indexed("scatter_add", st, out, 3, inputs, scatter_add_backward, d, index);
 }
 
 /* ---- pairwise squared distances --------------------------------------------------------------------------- */
