@@ -1,4 +1,4 @@
-/* Data-parallel test driver: trains a tiny Qwen2-layout LM for N steps on a deterministic synthetic global batch
+/* Data-parallel test driver: trains a tiny Qwen2 LM for N steps on a deterministic synthetic global batch
  * split over the ranks (and micro-batches), optionally with ZeRO-1, checkpoint save/resume, and compares results.
  * Run under mpirun by tests/integration/mpi_*.sh; `--compare A B` checks two parameter files agree. */
 #include <math.h>
@@ -13,7 +13,7 @@
 #include "dist/ddp.h"
 #include "dist/zero.h"
 #include "io/checkpoint.h"
-#include "models/tiny_lm.h"
+#include "models/qwen2.h"
 #include "optim/optim.h"
 
 enum { VOCAB = 61, SEQ = 16 };
@@ -39,7 +39,7 @@ static void make_sample(int t, int g, int32_t *ids, int32_t *tg) {
 
 /* The loss of one micro-batch: LM cross-entropy plus a term in aux.weight for the samples whose global index is a
  * multiple of 7, weighted 1/b like the cross-entropy's mean, so that aux gets a gradient on some ranks only. */
-static vox_status micro_loss(vox_tiny_lm *m, vox_tensor *aux, int step, int first, int b, vox_tensor **loss) {
+static vox_status micro_loss(vox_qwen2 *m, vox_tensor *aux, int step, int first, int b, vox_tensor **loss) {
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)b * SEQ), *tg = malloc(sizeof(int32_t) * (size_t)b * SEQ);
   int flagged = 0;
   for (int i = 0; i < b; i++) {
@@ -50,7 +50,7 @@ static vox_status micro_loss(vox_tiny_lm *m, vox_tensor *aux, int step, int firs
   vox_tensor *tid = NULL, *ttg = NULL, *sq = NULL, *s = NULL, *term = NULL, *ce = NULL;
   vox_status st = vox_tensor_from_host(VOX_I32, VOX_CPU, 2, shape, ids, &tid);
   if (st == VOX_OK) st = vox_tensor_from_host(VOX_I32, VOX_CPU, 2, shape, tg, &ttg);
-  if (st == VOX_OK) st = vox_tiny_lm_forward(m, tid, ttg, true, NULL, NULL, &ce);
+  if (st == VOX_OK) st = vox_qwen2_forward(m, tid, ttg, true, NULL, NULL, &ce);
   if (st == VOX_OK && flagged) {
     int dim0 = 0;
     st = vox_op_square(aux, &sq);
@@ -176,7 +176,8 @@ int main(int argc, char **argv) {
     i++;
   }
   vox_comm *comm = NULL;
-  vox_tiny_lm *m = NULL;
+  vox_qwen2 model = {0}, *m = &model;
+  vox_params *reg = NULL;
   vox_optim *opt = NULL;
   vox_ddp *d = NULL;
   vox_ckpt_reader *rd = NULL;
@@ -192,14 +193,23 @@ int main(int argc, char **argv) {
     return 2;
   }
   int b = o.global_batch / (W * o.accum);
-  vox_tiny_lm_config cfg = {.vocab_size = VOCAB, .d_model = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                            .d_ff = 64, .tie_embeddings = true, .qkv_bias = true};
+  vox_qwen2_config cfg = vox_qwen2_config_default();
+  cfg.vocab_size = VOCAB;
+  cfg.hidden_size = 32;
+  cfg.num_hidden_layers = 2;
+  cfg.num_attention_heads = 4;
+  cfg.num_key_value_heads = 2;
+  cfg.intermediate_size = 64;
+  cfg.max_position_embeddings = 64;
+  cfg.tie_word_embeddings = true;
   /* Every rank initialises from a different seed: the broadcast from rank 0 must make them equal. */
-  VOX_CHECK_GOTO(st, vox_tiny_lm_new(&cfg, 7u + (uint64_t)R * (o.resume ? 0 : 1), &m), fail);
+  vox_rng init_rng = vox_rng_make(7u + (uint64_t)R);
+  VOX_CHECK_GOTO(st, vox_params_new(&reg), fail);
+  VOX_CHECK_GOTO(st, vox_qwen2_init(m, reg, "", &cfg, &init_rng), fail);
   vox_tensor *aux = NULL, *unused = NULL;
   int64_t s8[1] = {8}, s4[1] = {4};
-  VOX_CHECK_GOTO(st, vox_params_create(m->params, "aux.weight", VOX_CPU, 1, s8, &aux), fail);
-  VOX_CHECK_GOTO(st, vox_params_create(m->params, "unused.weight", VOX_CPU, 1, s4, &unused), fail);
+  VOX_CHECK_GOTO(st, vox_params_create(reg, "aux.weight", VOX_CPU, 1, s8, &aux), fail);
+  VOX_CHECK_GOTO(st, vox_params_create(reg, "unused.weight", VOX_CPU, 1, s4, &unused), fail);
   VOX_CHECK_GOTO(st, vox_init_constant(aux, 0.5), fail);
   VOX_CHECK_GOTO(st, vox_init_constant(unused, 0.25), fail);
   vox_optim_config oc = vox_optim_adamw_config((float)o.lr, 0.1f);
@@ -209,13 +219,13 @@ int main(int argc, char **argv) {
    * model's buckets (a bucket launches only once all of its gradients are in). */
   VOX_CHECK_GOTO(st, vox_optim_add_param(opt, 0, "aux.weight", aux), fail);
   VOX_CHECK_GOTO(st, vox_optim_add_param(opt, 0, "unused.weight", unused), fail);
-  VOX_CHECK_GOTO(st, vox_optim_add_params(opt, 0, m->params, NULL, NULL), fail);
+  VOX_CHECK_GOTO(st, vox_optim_add_params(opt, 0, reg, NULL, NULL), fail);
   vox_optim_set_grad_scale(opt, 1.0f / (float)o.accum);
   int64_t start = 0;
   if (o.resume && R == 0) {
     VOX_CHECK_GOTO(st, vox_ckpt_reader_open(o.resume, &rd), fail);
-    for (int i = 0; i < m->params->count; i++)
-      VOX_CHECK_GOTO(st, vox_ckpt_read_into(rd, "params", m->params->items[i].name, m->params->items[i].tensor), fail);
+    for (int i = 0; i < reg->count; i++)
+      VOX_CHECK_GOTO(st, vox_ckpt_read_into(rd, "params", reg->items[i].name, reg->items[i].tensor), fail);
     VOX_CHECK_GOTO(st, vox_ckpt_read_attr_int(rd, "step", &start), fail);
   }
   VOX_CHECK_GOTO(st, vox_comm_broadcast_host(comm, &start, sizeof start, 0), fail);
@@ -257,17 +267,18 @@ int main(int argc, char **argv) {
              vox_ddp_overlapped_buckets(d), vox_ddp_num_buckets(d));
   }
   if (o.zero && W > 1) {
-    double shard = (double)vox_zero_shard_numel(d), total = (double)vox_params_numel(m->params, true);
+    double shard = (double)vox_zero_shard_numel(d), total = (double)vox_params_numel(reg, true);
     double mx = shard;
     VOX_CHECK_GOTO(st, vox_comm_allreduce_host_f64(comm, &mx, 1, VOX_COMM_MAX), fail);
     if (R == 0) printf("zero: optimizer state per rank %.0f of %.0f elements (%.2f)\n", mx, total, mx / total);
   }
-  if (o.out) VOX_CHECK_GOTO(st, write_params(m->params, d, o.steps, o.out, false), fail);
-  if (o.save) VOX_CHECK_GOTO(st, write_params(m->params, d, o.steps, o.save, true), fail);
+  if (o.out) VOX_CHECK_GOTO(st, write_params(reg, d, o.steps, o.out, false), fail);
+  if (o.save) VOX_CHECK_GOTO(st, write_params(reg, d, o.steps, o.save, true), fail);
   vox_ckpt_reader_close(rd);
   vox_ddp_free(d);
   vox_optim_free(opt);
-  vox_tiny_lm_free(m);
+  vox_qwen2_release(m);
+  vox_params_free(reg);
   vox_comm_free(comm);
   return 0;
 fail: {
@@ -278,7 +289,8 @@ fail: {
   vox_ckpt_reader_close(rd);
   vox_ddp_free(d);
   vox_optim_free(opt);
-  vox_tiny_lm_free(m);
+  vox_qwen2_release(m);
+  vox_params_free(reg);
   vox_comm_free(comm);
   return 1;
 }
