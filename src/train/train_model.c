@@ -15,7 +15,7 @@ typedef struct model_impl {
 static const char *const llm_keys[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                        "num_key_value_heads", "intermediate_size", "rope_theta", "rms_norm_eps",
                                        "initializer_range", "dropout", "tie_word_embeddings", "attention_bias",
-                                       "activation_checkpointing", NULL};
+                                       NULL};
 
 static vox_status read_llm(const vox_config *n, vox_tiny_lm_config *c) {
   static const char *const model_keys[] = {"llm", NULL};
@@ -42,17 +42,18 @@ static vox_status read_llm(const vox_config *n, vox_tiny_lm_config *c) {
   VOX_TRY(vox_config_float(l, "dropout", 0.0, &f)); c->dropout = (float)f;
   VOX_TRY(vox_config_bool(l, "tie_word_embeddings", true, &b)); c->tie_embeddings = b;
   VOX_TRY(vox_config_bool(l, "attention_bias", true, &b)); c->qkv_bias = b;
-  VOX_TRY(vox_config_bool(l, "activation_checkpointing", false, &b)); c->checkpoint = b;
   return VOX_OK;
 }
 
-vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device, vox_train_model **out) {
+vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device,
+                               bool activation_checkpointing, vox_train_model **out) {
   char where[256];
   if (device != VOX_CPU)
     return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: model: this model builds on the CPU only",
                       vox_config_where(model_node, where, sizeof where));
   vox_tiny_lm_config c = {0};
   VOX_TRY(read_llm(model_node, &c));
+  c.checkpoint = activation_checkpointing;
   model_impl *m = calloc(1, sizeof *m);
   if (!m) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
   vox_status st = vox_tiny_lm_new(&c, seed, &m->lm);
