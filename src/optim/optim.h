@@ -75,7 +75,7 @@ vox_status vox_optim_grad_norm(vox_optim *opt, double *norm);
 vox_status vox_optim_clip_grad_norm(vox_optim *opt, double max_norm, double *norm);
 
 /* One update of every parameter that has a gradient (those without one are skipped, as in PyTorch), with one
- * fused kernel per tensor; then step++. */
+ * fused kernel per tensor (AdamW: one multi-tensor kernel for all when the device has it); then step++. */
 vox_status vox_optim_step(vox_optim *opt);
 /* Drops every parameter's gradient (they are re-created by the next backward). */
 void vox_optim_zero_grad(vox_optim *opt);
