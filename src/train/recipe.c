@@ -12,7 +12,8 @@
 #include "train/task.h"
 
 static const char *const top_keys[] = {"run_dir", "seed", "device", "precision", "model", "tokenizer", "data",
-                                       "stages", "resume", "debug", "name", "description", NULL};
+                                       "stages", "resume", "debug", "name", "description",
+                                       "distributed" /* read by dist/train_dist.c */, NULL};
 static const char *const stage_keys[] = {"name", "task", "init", "trainable", "frozen", "lora", "data", "optimizer",
                                          "schedule", "steps", "batch", "clip_grad_norm", "activation_checkpointing",
                                          "eval", "checkpoint", "max_bad_steps", "log_every", NULL};
