@@ -214,10 +214,11 @@ static vox_status parse_stage(const vox_config *n, int idx, vox_recipe_stage *s)
   s->eval = vox_config_get(n, "eval");
   if (s->eval) {
     VOX_TRY(need_map(s->eval));
-    static const char *const eval_base[] = {"every", "max_batches", NULL};
+    static const char *const eval_base[] = {"every", "max_batches", "at_start", NULL};
     VOX_TRY(check_keys2(s->eval, eval_base, vt->eval_keys));
     VOX_TRY(pos_int(s->eval, "every", 0, 0, &s->eval_every));
     VOX_TRY(pos_int(s->eval, "max_batches", 0, 0, &s->eval_max_batches));
+    VOX_TRY(vox_config_bool(s->eval, "at_start", false, &s->eval_at_start));
   }
   /* checkpoint */
   vox_config *ck = vox_config_get(n, "checkpoint");

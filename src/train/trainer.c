@@ -353,7 +353,8 @@ static vox_status run_stage(run *R, int si, const char *resume_path, vox_train_o
   double t_start = now_s(), t_last = t_start;
   int64_t step0 = S.state.step, tok_since = 0, smp_since = 0;
   *outcome = VOX_TRAIN_COMPLETE;
-  while (S.state.step < st->steps) {
+  if (st->eval_at_start && S.state.step == 0) s = run_eval(&S);
+  while (s == VOX_OK && S.state.step < st->steps) {
     if (stop_requested || (R->stop_after > 0 && R->steps_this_run >= R->stop_after)) {
       *outcome = VOX_TRAIN_STOPPED;
       s = save_checkpoint(&S);
