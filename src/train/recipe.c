@@ -12,7 +12,8 @@
 #include "train/task.h"
 
 static const char *const top_keys[] = {"run_dir", "seed", "device", "precision", "model", "tokenizer", "data",
-                                       "stages", "resume", "debug", "name", "description", NULL};
+                                       "stages", "resume", "debug", "name", "description",
+                                       "distributed" /* read by dist/train_dist.c */, NULL};
 static const char *const stage_keys[] = {"name", "task", "init", "trainable", "frozen", "lora", "data", "optimizer",
                                          "schedule", "steps", "batch", "clip_grad_norm", "activation_checkpointing",
                                          "eval", "checkpoint", "max_bad_steps", "log_every", NULL};
@@ -213,10 +214,11 @@ static vox_status parse_stage(const vox_config *n, int idx, vox_recipe_stage *s)
   s->eval = vox_config_get(n, "eval");
   if (s->eval) {
     VOX_TRY(need_map(s->eval));
-    static const char *const eval_base[] = {"every", "max_batches", NULL};
+    static const char *const eval_base[] = {"every", "max_batches", "at_start", NULL};
     VOX_TRY(check_keys2(s->eval, eval_base, vt->eval_keys));
     VOX_TRY(pos_int(s->eval, "every", 0, 0, &s->eval_every));
     VOX_TRY(pos_int(s->eval, "max_batches", 0, 0, &s->eval_max_batches));
+    VOX_TRY(vox_config_bool(s->eval, "at_start", false, &s->eval_at_start));
   }
   /* checkpoint */
   vox_config *ck = vox_config_get(n, "checkpoint");

@@ -47,6 +47,7 @@ typedef struct vox_recipe_stage {
   double clip_grad_norm; /* 0: off */
   bool activation_checkpointing;
   int64_t eval_every, eval_max_batches; /* 0: only at the stage's end / all batches */
+  bool eval_at_start;                   /* also evaluate before the first step (the stage's baseline) */
   const vox_config *eval;                /* NULL when absent */
   int64_t ckpt_every, keep_last;         /* 0: only at the stage's end / keep all */
   bool save_all;                         /* checkpoint.save: all (else trainable) */

@@ -4,7 +4,9 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef VOX_HAVE_CUDA /* a build without CUDA still builds (and skips) this program */
 #include "backend/cuda/cuda_stream.h"
+#endif
 #include "optim/optim.h"
 #include "test_cuda_ops_common.h"
 
@@ -186,6 +188,7 @@ Test(cuda_ops_nn, optimizer_multi_tensor_adamw_matches_cpu) {
 
 /* ---- allocator and streams ------------------------------------------------------------------------------ */
 
+#ifdef VOX_HAVE_CUDA
 Test(cuda_ops_nn, allocator_counters_back_to_baseline) {
   CU_REQUIRE_REAL_GPU();
   size_t base = vox_memory_live_bytes(VOX_CUDA);
@@ -234,3 +237,4 @@ Test(cuda_ops_nn, side_stream_and_events_order_work) {
   vox_tensor_release(host);
   vox_cuda_event_destroy(produced), vox_cuda_event_destroy(consumed), vox_cuda_stream_destroy(side);
 }
+#endif
