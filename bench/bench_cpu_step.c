@@ -1,5 +1,5 @@
-/* CPU training-step benchmark: one forward + backward + AdamW step of the tiny LM (batch 8 x 256, d_model 256,
- * 4 layers, 4 heads / 2 KV heads, SwiGLU 688, vocab 256); warmup, then the median of N steps. Compare with
+/* CPU training-step benchmark: one forward + backward + AdamW step of a tiny Qwen2-layout LM (batch 8 x 256,
+ * d_model 256, 4 layers, 4 heads / 2 KV heads, SwiGLU 688, vocab 256); warmup, then the median of N steps. Compare with
  * bench/cpu_step_torch.py through bench/run_cpu_step.sh. Options: --threads T --steps N --warmup W. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/backend.h"
-#include "models/tiny_lm.h"
+#include "models/qwen2.h"
 #include "optim/optim.h"
 
 static double now_s(void) {
@@ -44,15 +44,18 @@ int main(int argc, char **argv) {
   if (steps < 1 || steps > 1000) steps = 10;
   vox_set_num_threads(threads);
   enum { B = 8, T = 256 };
-  vox_tiny_lm_config cfg = {.vocab_size = 256, .d_model = 256, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2,
-                            .d_ff = 688};
-  vox_tiny_lm *m = NULL;
-  CHECK(vox_tiny_lm_new(&cfg, 1, &m));
+  vox_qwen2_config cfg = {.vocab_size = 256, .hidden_size = 256, .num_hidden_layers = 4, .num_attention_heads = 4,
+                          .num_key_value_heads = 2, .intermediate_size = 688};
+  vox_qwen2 model = {0}, *m = &model;
+  vox_params *params = NULL;
+  vox_rng init_rng = vox_rng_make(1);
+  CHECK(vox_params_new(&params));
+  CHECK(vox_qwen2_init(m, params, "", &cfg, &init_rng));
   vox_optim_config oc = vox_optim_adamw_config(1e-3f, 0.1f);
   vox_optim *opt = NULL;
   CHECK(vox_optim_new(&oc, &opt));
   CHECK(vox_optim_add_group(opt, NULL, -1, -1, NULL));
-  CHECK(vox_optim_add_params(opt, 0, m->params, NULL, NULL));
+  CHECK(vox_optim_add_params(opt, 0, params, NULL, NULL));
   int32_t *ids = malloc(sizeof(int32_t) * B * T), *tg = malloc(sizeof(int32_t) * B * T);
   vox_rng rng = vox_rng_make(7);
   for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(vox_rng_next_u64(&rng) % 256), tg[i] = (int32_t)(vox_rng_next_u64(&rng) % 256);
@@ -63,7 +66,7 @@ int main(int argc, char **argv) {
   for (int s = 0; s < warmup + steps; s++) {
     double t0 = now_s();
     vox_tensor *loss = NULL;
-    CHECK(vox_tiny_lm_forward(m, tid, ttg, true, NULL, NULL, &loss));
+    CHECK(vox_qwen2_forward(m, tid, ttg, true, NULL, NULL, &loss));
     CHECK(vox_backward(loss, NULL));
     CHECK(vox_optim_step(opt));
     vox_optim_zero_grad(opt);
@@ -76,13 +79,14 @@ int main(int argc, char **argv) {
   printf("vox   cpu step: %.1f ms median of %d (min %.1f, max %.1f), %d threads, %.0f tokens/s, %lld params, "
          "last loss %.4f\n",
          med * 1e3, steps, times[0] * 1e3, times[steps - 1] * 1e3, threads, B * T / med,
-         (long long)vox_params_numel(m->params, false), loss_v);
+         (long long)vox_params_numel(params, false), loss_v);
   free(times);
   free(ids);
   free(tg);
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
   vox_optim_free(opt);
-  vox_tiny_lm_free(m);
+  vox_qwen2_release(m);
+  vox_params_free(params);
   return 0;
 }

@@ -305,6 +305,45 @@ static vox_status load_model(vox_tokenizer *t, const cJSON *model, const cJSON *
   return VOX_OK;
 }
 
+vox_status vox_tokenizer_add_special_token(vox_tokenizer *t, const char *content, int32_t id) {
+  size_t len = content ? strlen(content) : 0;
+  if (len == 0 || tok_utf8_check(content, len) != len)
+    return vox_errorf(VOX_ERR_INVALID, "%s: added special token: expected non-empty UTF-8 content", t->path);
+  if (id < 0) return vox_errorf(VOX_ERR_INVALID, "%s: special token \"%s\": negative id %d", t->path, content, id);
+  int32_t existing;
+  if (vox_tokenizer_token_to_id(t, content, &existing) == VOX_OK) {
+    if (existing == id) return VOX_OK;
+    return vox_errorf(VOX_ERR_INVALID, "%s: special token \"%s\" already has id %d, not %d", t->path, content, existing, id);
+  }
+  vox_error_clear();
+  if (id < t->n_ids && (t->tok_flags[id] & TOK_F_PRESENT))
+    return vox_errorf(VOX_ERR_INVALID, "%s: cannot add special token \"%s\" as id %d: the id is taken", t->path, content, id);
+  if (id >= t->n_ids) {
+    size_t n = (size_t)id + 2;
+    uint64_t *off = realloc(t->tok_off, n * sizeof *off);
+    if (off) t->tok_off = off;
+    uint32_t *ln = realloc(t->tok_len, n * sizeof *ln);
+    if (ln) t->tok_len = ln;
+    uint8_t *fl = realloc(t->tok_flags, n);
+    if (fl) t->tok_flags = fl;
+    if (!off || !ln || !fl) return vox_errorf(VOX_ERR_NOMEM, "%s: growing the id space to %d", t->path, id + 1);
+    for (size_t i = (size_t)t->n_ids; i < n; i++) t->tok_off[i] = 0, t->tok_len[i] = 0, t->tok_flags[i] = 0;
+    t->n_ids = id + 1;
+  }
+  tok_added *grown = realloc(t->added, (t->n_added + 1) * sizeof *grown);
+  if (!grown) return vox_errorf(VOX_ERR_NOMEM, "%s: added tokens", t->path);
+  t->added = grown;
+  tok_added *a = &t->added[t->n_added];
+  *a = (tok_added){.len = len, .id = id, .special = true};
+  a->content = strdup(content);
+  if (!a->content) return vox_errorf(VOX_ERR_NOMEM, "%s: added token", t->path);
+  VOX_TRY(arena_add(t, id, content, len));
+  t->n_added++;
+  t->tok_flags[id] = TOK_F_PRESENT | TOK_F_ADDED | TOK_F_SPECIAL;
+  t->added_first[(unsigned char)content[0]] = 1;
+  return VOX_OK;
+}
+
 static vox_status load_json(vox_tokenizer *t, const cJSON *root) {
   if (!cJSON_IsObject(root))
     return vox_errorf(VOX_ERR_PARSE, "%s: expected a JSON object at the top level, found %s", t->path, type_of(root));

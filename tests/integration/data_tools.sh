@@ -53,6 +53,18 @@ assert "3" in classes, "no back-channel frames in the tiny duplex corpus"
 print("content ok")
 PY
 
+# Mixing manifests from different folders: paths still resolve, repeats get distinct keys, duplicates refused.
+mkdir -p "$tmp/mix"
+"$py" "$VOX_SOURCE_DIR/data_tools/mix_manifests.py" --out "$tmp/mix/sft.jsonl" "$tmp/c/asr/train.jsonl" \
+  "$tmp/c/spoken_qa/s2t_chat.jsonl:x2" > /dev/null || fail "mix_manifests.py"
+"$VOX" data check "$tmp/mix/sft.jsonl" > "$tmp/check.out" || { cat "$tmp/check.out"; fail "vox data check sft.jsonl"; }
+grep -q "bad 0, missing files 0" "$tmp/check.out" || { cat "$tmp/check.out"; fail "mixed manifest: unexpected report"; }
+want=$(( $(grep -c . "$tmp/c/asr/train.jsonl") + 2 * $(grep -c . "$tmp/c/spoken_qa/s2t_chat.jsonl") ))
+[ "$(grep -c . "$tmp/mix/sft.jsonl")" = "$want" ] || fail "mixed manifest should have $want lines"
+if "$py" "$VOX_SOURCE_DIR/data_tools/mix_manifests.py" --out "$tmp/mix/dup.jsonl" "$tmp/c/asr/train.jsonl" \
+  "$tmp/c/asr/train.jsonl" 2> "$tmp/mix.err"; then fail "duplicate keys were accepted"; fi
+grep -q 'train.jsonl:1: duplicate key' "$tmp/mix.err" || { cat "$tmp/mix.err"; fail "duplicate key message"; }
+
 # A bad manifest: exit 1 and every bad line named as file:line.
 printf '%s\n' '{"key":"a","task":"asr","audio":"nope.wav","duration":1,"text":"x"}' '{oops' \
   '{"key":"b","task":"asr","audio":"nope.wav","duration":-1,"text":"x"}' > "$tmp/bad.jsonl"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/rng.h"
 
@@ -162,5 +163,29 @@ void vt_assert_mem_back_to(vt_mem_mark m, const char *what) {
 const char *vt_fixture(const char *name) {
   static _Thread_local char path[1024];
   snprintf(path, sizeof path, "%s/%s", VOX_TEST_FIXTURES, name);
+  return path;
+}
+
+/* Fetches the tokenizer (cached after the first run) with the project's script; Criterion runs each test
+ * in its own process, so this runs once per test (milliseconds once cached, fast failure when offline). */
+const char *vt_qwen_tokenizer_path(void) {
+  static char path[4096];
+  static bool tried;
+  if (tried) return path[0] ? path : NULL;
+  tried = true;
+  const char *src = getenv("VOX_SOURCE_DIR");
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/fetch_qwen_tokenizer.sh' 2>&1", src ? src : VOX_SOURCE_DIR);
+  FILE *p = popen(cmd, "r");
+  if (!p) return NULL;
+  char line[4096] = "";
+  while (fgets(line, sizeof line, p)) {}
+  int rc = pclose(p);
+  line[strcspn(line, "\n")] = '\0';
+  if (rc != 0 || access(line, R_OK) != 0) {
+    cr_log_warn("fetch_qwen_tokenizer.sh failed: %s", line);
+    return NULL;
+  }
+  snprintf(path, sizeof path, "%s", line);
   return path;
 }

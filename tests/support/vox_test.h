@@ -53,5 +53,8 @@ void vt_assert_mem_back_to(vt_mem_mark m, const char *what);
 
 /* Path of a file under tests/fixtures. */
 const char *vt_fixture(const char *name);
+/* Path of Qwen3's tokenizer.json, fetched by data_tools/fetch_qwen_tokenizer.sh (cached); NULL when it cannot be
+ * fetched, so callers skip visibly. */
+const char *vt_qwen_tokenizer_path(void);
 
 #endif

@@ -6,22 +6,52 @@
 #include <string.h>
 
 #include "core/autograd.h"
-#include "models/tiny_lm.h"
+#include "models/qwen2.h"
 #include "nn/conv.h"
 #include "nn/transformer.h"
 #include "optim/optim.h"
 #include "vox_test.h"
 
-static vox_tiny_lm_config small_cfg(void) {
-  return (vox_tiny_lm_config){.vocab_size = 40, .d_model = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                              .d_ff = 64, .init_std = 0.1f, .qkv_bias = true};
+/* A Qwen2-layout LM with a registry of its own (models register into a shared one given to them). */
+typedef struct test_lm {
+  vox_params *params;
+  vox_qwen2 m;
+} test_lm;
+
+static vox_status test_lm_new(const vox_qwen2_config *cfg, uint64_t seed, test_lm **out) {
+  test_lm *l = calloc(1, sizeof *l);
+  if (!l) return vox_errorf(VOX_ERR_NOMEM, "test_lm: out of memory");
+  vox_rng rng = vox_rng_make(seed);
+  vox_status st = vox_params_new(&l->params);
+  if (st == VOX_OK) st = vox_qwen2_init(&l->m, l->params, "", cfg, &rng);
+  if (st != VOX_OK) {
+    vox_params_free(l->params);
+    free(l);
+    l = NULL;
+  }
+  *out = l;
+  return st;
+}
+
+static void test_lm_free(test_lm *l) {
+  if (!l) return;
+  vox_qwen2_release(&l->m);
+  vox_params_free(l->params);
+  free(l);
+}
+
+static vox_qwen2_config small_cfg(void) {
+  return (vox_qwen2_config){.vocab_size = 40, .hidden_size = 32, .num_hidden_layers = 2, .num_attention_heads = 4,
+                            .num_key_value_heads = 2, .intermediate_size = 64, .initializer_range = 0.1f,
+                            .attention_bias = true};
 }
 
 Test(nn_modules, names_and_globs) {
-  vox_tiny_lm *m = NULL;
-  VT_OK(vox_tiny_lm_new(&(vox_tiny_lm_config){.vocab_size = 40, .d_model = 32, .n_layers = 4, .n_heads = 4,
-                                               .n_kv_heads = 2, .d_ff = 64, .qkv_bias = true},
-                        7, &m));
+  test_lm *m = NULL;
+  VT_OK(test_lm_new(&(vox_qwen2_config){.vocab_size = 40, .hidden_size = 32, .num_hidden_layers = 4,
+                                        .num_attention_heads = 4, .num_key_value_heads = 2, .intermediate_size = 64,
+                                        .attention_bias = true},
+                    7, &m));
   vox_params *reg = m->params;
   /* embed + 4 x (2 norms + q/k/v w+b + o + 3 mlp) + norm + lm_head */
   cr_assert_eq(vox_params_count(reg, false), 1 + 4 * 12 + 2);
@@ -59,38 +89,38 @@ Test(nn_modules, names_and_globs) {
   free(tr);
   /* Duplicate names are refused. */
   cr_assert_eq(vox_params_create(reg, "model.norm.weight", VOX_CPU, VT_SHAPE(4), NULL), VOX_ERR_INVALID);
-  vox_tiny_lm_free(m);
+  test_lm_free(m);
 }
 
 /* Same seed, same parameters: initialisation is deterministic. */
 Test(nn_modules, deterministic_init) {
-  vox_tiny_lm_config cfg = small_cfg();
-  vox_tiny_lm *a = NULL, *b = NULL, *c = NULL;
-  VT_OK(vox_tiny_lm_new(&cfg, 5, &a));
-  VT_OK(vox_tiny_lm_new(&cfg, 5, &b));
-  VT_OK(vox_tiny_lm_new(&cfg, 6, &c));
+  vox_qwen2_config cfg = small_cfg();
+  test_lm *a = NULL, *b = NULL, *c = NULL;
+  VT_OK(test_lm_new(&cfg, 5, &a));
+  VT_OK(test_lm_new(&cfg, 5, &b));
+  VT_OK(test_lm_new(&cfg, 6, &c));
   for (int i = 0; i < a->params->count; i++)
     vt_assert_close(a->params->items[i].tensor, b->params->items[i].tensor, 0, 0, a->params->items[i].name);
   cr_assert_gt(vt_close_ratio(a->params->items[0].tensor, c->params->items[0].tensor, 1e-6, 0), 1.0);
-  vox_tiny_lm_free(a);
-  vox_tiny_lm_free(b);
-  vox_tiny_lm_free(c);
+  test_lm_free(a);
+  test_lm_free(b);
+  test_lm_free(c);
 }
 
 /* Prefill 5 tokens, then decode 1, 2 and 1 tokens: logits equal the full causal forward's. */
 Test(nn_modules, kv_cache_matches_full_forward) {
-  vox_tiny_lm_config cfg = small_cfg();
-  vox_tiny_lm *m = NULL;
-  VT_OK(vox_tiny_lm_new(&cfg, 11, &m));
+  vox_qwen2_config cfg = small_cfg();
+  test_lm *m = NULL;
+  VT_OK(test_lm_new(&cfg, 11, &m));
   enum { B = 2, T = 9 };
   int32_t ids[B * T];
   for (int i = 0; i < B * T; i++) ids[i] = (i * 7 + 3) % cfg.vocab_size;
   vox_tensor *all = vt_from_i32(VT_SHAPE(B, T), ids), *full = NULL;
   vox_no_grad_begin();
-  VT_OK(vox_tiny_lm_forward(m, all, NULL, false, NULL, &full, NULL));
+  VT_OK(vox_qwen2_forward(&m->m, all, NULL, false, NULL, &full, NULL));
   vox_no_grad_end();
   vox_kv_cache *caches = NULL;
-  VT_OK(vox_tiny_lm_caches_new(m, B, 16, &caches));
+  VT_OK(vox_qwen2_caches_new(&m->m, B, 16, &caches));
   const int chunks[] = {5, 1, 2, 1};
   int start = 0;
   for (int c = 0; c < 4; c++) {
@@ -98,7 +128,7 @@ Test(nn_modules, kv_cache_matches_full_forward) {
     VT_OK(vox_tensor_view_slice(all, 1, start, start + chunks[c], 1, &ids_c));
     vox_tensor *ids_cc = NULL;
     VT_OK(vox_tensor_contiguous(ids_c, &ids_cc));
-    VT_OK(vox_tiny_lm_decode(m, ids_cc, caches, &lg));
+    VT_OK(vox_qwen2_decode(&m->m, ids_cc, caches, &lg));
     cr_assert_eq(lg->shape[1], chunks[c]);
     VT_OK(vox_tensor_view_slice(full, 1, start, start + chunks[c], 1, &ref));
     vt_assert_close(lg, ref, 1e-5, 1e-4, "cached decode logits");
@@ -112,13 +142,13 @@ Test(nn_modules, kv_cache_matches_full_forward) {
   /* Overflowing the cache is an error naming the capacity, not a crash. */
   vox_tensor *big = NULL, *lg = NULL;
   VT_OK(vox_tensor_zeros(VOX_I32, VOX_CPU, VT_SHAPE(B, 8), &big));
-  cr_assert_eq(vox_tiny_lm_decode(m, big, caches, &lg), VOX_ERR_INDEX);
+  cr_assert_eq(vox_qwen2_decode(&m->m, big, caches, &lg), VOX_ERR_INDEX);
   cr_assert(strstr(vox_last_error(), "capacity"));
   vox_tensor_release(big);
-  vox_tiny_lm_caches_free(m, caches);
+  vox_qwen2_caches_free(&m->m, caches);
   vox_tensor_release(all);
   vox_tensor_release(full);
-  vox_tiny_lm_free(m);
+  test_lm_free(m);
 }
 
 static void block_grads(bool checkpoint, float dropout, vox_tensor **grads, int *n_out, vox_tensor **xgrad,
@@ -263,14 +293,14 @@ Test(nn_modules, whisper_style_block) {
   vox_params_free(reg);
 }
 
-/* 100 AdamW steps of the tiny LM: live CPU bytes at the end of every step equal those after step 1, no autograd
+/* 100 AdamW steps of a tiny Qwen2 LM: live CPU bytes at the end of every step equal those after step 1, no autograd
  * node survives a step, and the loss falls. */
 static void train_without_leaks(bool checkpoint) {
   vt_mem_mark start = vt_mem_now();
-  vox_tiny_lm_config cfg = small_cfg();
+  vox_qwen2_config cfg = small_cfg();
   cfg.checkpoint = checkpoint;
-  vox_tiny_lm *m = NULL;
-  VT_OK(vox_tiny_lm_new(&cfg, 21, &m));
+  test_lm *m = NULL;
+  VT_OK(test_lm_new(&cfg, 21, &m));
   vox_optim_config oc = vox_optim_adamw_config(3e-3f, 0.01f);
   vox_optim *opt = NULL;
   VT_OK(vox_optim_new(&oc, &opt));
@@ -284,7 +314,7 @@ static void train_without_leaks(bool checkpoint) {
   double first = 0, last = 0;
   for (int step = 0; step < 100; step++) {
     vox_tensor *loss = NULL;
-    VT_OK(vox_tiny_lm_forward(m, tid, ttg, true, NULL, NULL, &loss));
+    VT_OK(vox_qwen2_forward(&m->m, tid, ttg, true, NULL, NULL, &loss));
     VT_OK(vox_backward(loss, NULL));
     double norm;
     VT_OK(vox_optim_clip_grad_norm(opt, 1.0, &norm));
@@ -304,8 +334,8 @@ static void train_without_leaks(bool checkpoint) {
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
   vox_optim_free(opt);
-  vox_tiny_lm_free(m);
-  vt_assert_mem_back_to(start, "tiny LM training");
+  test_lm_free(m);
+  vt_assert_mem_back_to(start, "tiny Qwen2 LM training");
 }
 
 Test(nn_modules, training_does_not_leak) { train_without_leaks(false); }

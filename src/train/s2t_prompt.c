@@ -1,0 +1,146 @@
+/* Builds the ChatML stream of a speech-to-text sample and checks that the audio appears exactly once, so a
+ * malformed manifest fails here with its line rather than as a shape error deep in the model. */
+#include "train/s2t_prompt.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+vox_s2t_prompts vox_s2t_prompts_default(void) {
+  return (vox_s2t_prompts){.system = "You are a helpful assistant.",
+                           .asr_instruction = "Transcribe the speech.",
+                           .audio_token = "<|audio|>"};
+}
+
+void vox_s2t_encoded_free(vox_s2t_encoded *e) {
+  if (!e) return;
+  vox_token_ids_free(&e->ids);
+  free(e->labels);
+  free(e->reference);
+  free(e->answer);
+  memset(e, 0, sizeof *e);
+}
+
+/* Messages of a sample: owned strings in msgs[i].role/content (freed by free_messages). */
+typedef struct messages {
+  vox_chat_message *items;
+  int n;
+} messages;
+
+static void free_messages(messages *m) {
+  for (int i = 0; i < m->n; i++) {
+    free((char *)m->items[i].role);
+    free((char *)m->items[i].content);
+  }
+  free(m->items);
+  m->items = NULL;
+  m->n = 0;
+}
+
+static vox_status push(messages *m, const char *role, const char *content) {
+  vox_chat_message *grown = realloc(m->items, sizeof *grown * (size_t)(m->n + 1));
+  if (!grown) return vox_errorf(VOX_ERR_NOMEM, "s2t prompt: messages");
+  m->items = grown;
+  m->items[m->n].role = strdup(role);
+  m->items[m->n].content = strdup(content);
+  m->n++;
+  if (!m->items[m->n - 1].role || !m->items[m->n - 1].content) return vox_errorf(VOX_ERR_NOMEM, "s2t prompt: messages");
+  return VOX_OK;
+}
+
+static vox_status asr_messages(const vox_s2t_prompts *p, const vox_sample *s, const char *where, messages *m,
+                               char **reference) {
+  if (!s->text) return vox_errorf(VOX_ERR_PARSE, "%s: asr sample \"%s\" has no text", where, s->key);
+  if (p->system && p->system[0]) VOX_TRY(push(m, "system", p->system));
+  size_t n = strlen(p->audio_token) + strlen(p->asr_instruction ? p->asr_instruction : "") + 2;
+  char *user = malloc(n);
+  if (!user) return vox_errorf(VOX_ERR_NOMEM, "s2t prompt: user turn");
+  snprintf(user, n, "%s%s%s", p->audio_token, p->asr_instruction && p->asr_instruction[0] ? "\n" : "",
+           p->asr_instruction ? p->asr_instruction : "");
+  vox_status st = push(m, "user", user);
+  free(user);
+  VOX_TRY(st);
+  VOX_TRY(push(m, "assistant", s->text));
+  *reference = strdup(s->text);
+  return *reference ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "s2t prompt: reference");
+}
+
+/* Chat samples carry their own messages; the final assistant turn is the reference. */
+static vox_status chat_messages(const vox_s2t_prompts *p, const vox_sample *s, const char *where, messages *m,
+                                char **reference, char **answer) {
+  if (!s->messages_json) return vox_errorf(VOX_ERR_PARSE, "%s: s2t_chat sample \"%s\" has no messages", where, s->key);
+  cJSON *arr = cJSON_Parse(s->messages_json);
+  vox_status st = VOX_OK;
+  if (!cJSON_IsArray(arr)) st = vox_errorf(VOX_ERR_PARSE, "%s: messages: expected an array", where);
+  const cJSON *e;
+  bool has_system = false;
+  cJSON_ArrayForEach(e, arr) {
+    if (st != VOX_OK) break;
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(e, "role"), *content = cJSON_GetObjectItemCaseSensitive(e, "content");
+    if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+      st = vox_errorf(VOX_ERR_PARSE, "%s: messages: each entry needs string \"role\" and \"content\"", where);
+      break;
+    }
+    has_system |= strcmp(role->valuestring, "system") == 0;
+    if (m->n == 0 && !has_system && p->system && p->system[0]) st = push(m, "system", p->system);
+    if (st == VOX_OK) st = push(m, role->valuestring, content->valuestring);
+  }
+  cJSON_Delete(arr);
+  VOX_TRY(st);
+  if (m->n == 0 || strcmp(m->items[m->n - 1].role, "assistant") != 0)
+    return vox_errorf(VOX_ERR_PARSE, "%s: messages: the last turn must be the assistant's answer", where);
+  *reference = strdup(m->items[m->n - 1].content);
+  cJSON *extra = cJSON_Parse(s->extra_json);
+  const cJSON *ans = cJSON_GetObjectItemCaseSensitive(extra, "answer");
+  if (cJSON_IsString(ans)) *answer = strdup(ans->valuestring);
+  cJSON_Delete(extra);
+  return *reference ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "s2t prompt: reference");
+}
+
+vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
+                          const vox_sample *sample, const char *manifest_path, bool for_generation,
+                          vox_s2t_encoded *out) {
+  memset(out, 0, sizeof *out);
+  char where[512];
+  snprintf(where, sizeof where, "%s:%d", manifest_path ? manifest_path : "<manifest>", sample->line);
+  messages m = {0};
+  vox_status st;
+  if (strcmp(sample->task, "asr") == 0) {
+    out->kind = VOX_S2T_ASR;
+    st = asr_messages(prompts, sample, where, &m, &out->reference);
+  } else if (strcmp(sample->task, "s2t_chat") == 0) {
+    out->kind = VOX_S2T_QA;
+    st = chat_messages(prompts, sample, where, &m, &out->reference, &out->answer);
+  } else {
+    st = vox_errorf(VOX_ERR_INVALID, "%s: task \"%s\" is not a speech-to-text task (expected asr or s2t_chat)", where,
+                    sample->task);
+  }
+  vox_chatml_encoding enc = {0};
+  if (st == VOX_OK) {
+    vox_chatml_opts opts = {.add_generation_prompt = for_generation, .content_special = true};
+    st = vox_chatml_encode(tok, m.items, (size_t)(for_generation ? m.n - 1 : m.n), &opts, &enc);
+  }
+  if (st == VOX_OK) {
+    int placeholders = 0;
+    for (size_t i = 0; i < enc.ids.len; i++) placeholders += enc.ids.ids[i] == audio_id;
+    if (placeholders != 1)
+      st = vox_errorf(VOX_ERR_PARSE, "%s: expected the audio placeholder %s (id %d) exactly once in the prompt, found %d", where,
+                      prompts->audio_token, audio_id, placeholders);
+  }
+  if (st == VOX_OK && !for_generation) {
+    out->labels = malloc(sizeof(int32_t) * (enc.ids.len ? enc.ids.len : 1));
+    if (!out->labels) st = vox_errorf(VOX_ERR_NOMEM, "s2t prompt: labels");
+    for (size_t i = 0; st == VOX_OK && i < enc.ids.len; i++) out->labels[i] = enc.mask[i] ? enc.ids.ids[i] : -100;
+  }
+  free_messages(&m);
+  if (st != VOX_OK) {
+    vox_chatml_encoding_free(&enc);
+    vox_s2t_encoded_free(out);
+    return st;
+  }
+  out->ids = enc.ids;
+  enc.ids = (vox_token_ids){0};
+  vox_chatml_encoding_free(&enc);
+  return VOX_OK;
+}

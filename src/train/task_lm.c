@@ -1,0 +1,155 @@
+/* Task `lm`: next-token language modelling on the `text` (or ChatML `messages`) fields of JSONL manifests,
+ * tokenised with the recipe's tokenizer; eval reports the dev loss per target token and its perplexity. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+#include "train/task.h"
+#include "train/text_data.h"
+#include "train/train_model.h"
+
+typedef struct lm_state {
+  vox_task_ctx ctx;
+  vox_text_data *train, *dev;
+  int64_t epoch, batch; /* position of the next training batch */
+} lm_state;
+
+static void lm_close(void *p) {
+  lm_state *s = p;
+  if (!s) return;
+  vox_text_data_free(s->train);
+  vox_text_data_free(s->dev);
+  free(s);
+}
+
+static vox_status open_sets(const vox_task_ctx *ctx, const vox_text_data_opts *o, int n, const char *const *names,
+                            const vox_config *ref, vox_text_data **out) {
+  char **paths = calloc((size_t)n, sizeof *paths);
+  if (!paths) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  vox_status st = VOX_OK;
+  for (int i = 0; i < n && st == VOX_OK; i++) st = vox_task_dataset(ctx, ref, names[i], &paths[i], NULL);
+  if (st == VOX_OK) st = vox_text_data_open(ctx->tokenizer, n, paths, o, out);
+  for (int i = 0; i < n; i++) free(paths[i]);
+  free(paths);
+  return st;
+}
+
+static vox_status lm_open(const vox_task_ctx *ctx, void **out) {
+  char where[256];
+  if (!ctx->tokenizer)
+    return vox_errorf(VOX_ERR_INVALID, "%s: task lm needs the recipe's `tokenizer`",
+                      vox_config_where(ctx->stage, where, sizeof where));
+  lm_state *s = calloc(1, sizeof *s);
+  if (!s) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  s->ctx = *ctx;
+  vox_text_data_opts o = {.fraction = 1.0, .shuffle = true, .seed = ctx->seed + 7919u * (uint64_t)ctx->stage_index,
+                          .rank = ctx->rank, .world_size = ctx->world_size};
+  int64_t v;
+  vox_status st;
+  const char **names = NULL;
+  int n = 0;
+  VOX_CHECK_GOTO(st, vox_config_int(ctx->stage, "data.max_seq_tokens", 0, &o.max_seq_tokens), fail);
+  VOX_CHECK_GOTO(st, vox_config_float(ctx->stage, "data.fraction", 1.0, &o.fraction), fail);
+  VOX_CHECK_GOTO(st, vox_config_int(ctx->stage, "batch.max_tokens_in_batch", 0, &o.max_tokens_in_batch), fail);
+  VOX_CHECK_GOTO(st, vox_config_int(ctx->stage, "batch.batch_size", 0, &v), fail);
+  o.batch_size = (int)v;
+  VOX_CHECK_GOTO(st, vox_task_train_sets(ctx, &names, &n), fail);
+  st = open_sets(ctx, &o, n, names, vox_config_get(ctx->stage, "data.train"), &s->train);
+  free(names);
+  if (st != VOX_OK) goto fail;
+  const char *dev = NULL;
+  VOX_CHECK_GOTO(st, vox_config_string(ctx->stage, "data.eval", NULL, &dev), fail);
+  if (dev) {
+    vox_text_data_opts e = o;
+    e.shuffle = false, e.fraction = 1.0, e.rank = 0, e.world_size = 1; /* every rank scores the whole dev set */
+    VOX_CHECK_GOTO(st, open_sets(ctx, &e, 1, &dev, vox_config_get(ctx->stage, "data.eval"), &s->dev), fail);
+  }
+  *out = s;
+  return VOX_OK;
+fail:
+  lm_close(s);
+  return vox_error_context(st, "task lm: ");
+}
+
+static vox_status lm_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_task_counts *counts) {
+  lm_state *s = p;
+  if (s->batch >= vox_text_data_num_batches(s->train, s->epoch)) {
+    s->epoch++;
+    s->batch = 0;
+  }
+  vox_tensor *ids = NULL, *tg = NULL;
+  int64_t nt = 0, ns = 0;
+  VOX_TRY(vox_text_data_batch(s->train, s->epoch, s->batch, s->ctx.device, &ids, &tg, &nt, &ns));
+  vox_status st = vox_train_model_lm_loss(s->ctx.model, ids, tg, true, rng, loss);
+  vox_tensor_release(ids);
+  vox_tensor_release(tg);
+  if (st != VOX_OK) return st;
+  s->batch++;
+  *counts = (vox_task_counts){.tokens = nt, .frames = 0, .samples = ns};
+  return VOX_OK;
+}
+
+static vox_status lm_eval(void *p, const vox_config *eval_node, int64_t max_batches, vox_task_metrics *out) {
+  lm_state *s = p;
+  if (!s->dev) return VOX_OK; /* no eval set: no metrics */
+  int64_t nb = vox_text_data_num_batches(s->dev, 0);
+  if (max_batches > 0 && max_batches < nb) nb = max_batches;
+  double sum = 0;
+  int64_t tokens = 0;
+  vox_status st = VOX_OK;
+  vox_no_grad_begin();
+  for (int64_t b = 0; b < nb && st == VOX_OK; b++) {
+    vox_tensor *ids = NULL, *tg = NULL, *loss = NULL;
+    int64_t nt = 0;
+    double v = 0;
+    st = vox_text_data_batch(s->dev, 0, b, s->ctx.device, &ids, &tg, &nt, NULL);
+    if (st == VOX_OK) st = vox_train_model_lm_loss(s->ctx.model, ids, tg, false, NULL, &loss);
+    if (st == VOX_OK) st = vox_tensor_item(loss, &v);
+    sum += v * (double)nt; /* the batch mean weighted back to a sum over its target tokens */
+    tokens += nt;
+    vox_tensor_release(ids);
+    vox_tensor_release(tg);
+    vox_tensor_release(loss);
+  }
+  vox_no_grad_end();
+  if (st != VOX_OK) return vox_error_context(st, "task lm eval: ");
+  double mean = tokens ? sum / (double)tokens : NAN;
+  VOX_TRY(vox_task_metrics_add(out, "loss", mean));
+  VOX_TRY(vox_task_metrics_add(out, "ppl", exp(mean)));
+  VOX_TRY(vox_task_metrics_add(out, "tokens", (double)tokens));
+  return VOX_OK;
+}
+
+static vox_status lm_get_position(void *p, vox_task_pos *pos) {
+  lm_state *s = p;
+  *pos = (vox_task_pos){.n = 2, .v = {s->epoch, s->batch}};
+  return VOX_OK;
+}
+
+static vox_status lm_seek(void *p, const vox_task_pos *pos) {
+  lm_state *s = p;
+  if (pos->n != 2 || pos->v[0] < 0 || pos->v[1] < 0 || pos->v[1] > vox_text_data_num_batches(s->train, pos->v[0]))
+    return vox_errorf(VOX_ERR_INVALID, "task lm: data position (%d values: %lld, %lld) does not fit this data "
+                                       "(expected epoch, batch within the epoch)",
+                      pos->n, (long long)(pos->n > 0 ? pos->v[0] : -1), (long long)(pos->n > 1 ? pos->v[1] : -1));
+  s->epoch = pos->v[0];
+  s->batch = pos->v[1];
+  return VOX_OK;
+}
+
+static const char *const lm_data_keys[] = {"max_seq_tokens", NULL};
+
+static const vox_task_vtable lm_task = {
+    .name = "lm",
+    .summary = "next-token LM on the text / ChatML messages of JSONL manifests (eval: loss, perplexity)",
+    .data_keys = lm_data_keys,
+    .eval_keys = NULL,
+    .open = lm_open,
+    .train_batch = lm_train_batch,
+    .eval = lm_eval,
+    .get_position = lm_get_position,
+    .seek = lm_seek,
+    .close = lm_close,
+};
+VOX_TASK_REGISTER(lm_task)

