@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/tiny_lm.h"
+#include "models/qwen2.h"
 
 typedef struct model_impl {
   vox_train_model pub;
-  vox_tiny_lm *lm;
+  vox_params *params;
+  vox_qwen2 lm;
 } model_impl;
 
 static const char *const llm_keys[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -17,7 +18,7 @@ static const char *const llm_keys[] = {"vocab_size", "hidden_size", "num_hidden_
                                        "initializer_range", "dropout", "tie_word_embeddings", "attention_bias",
                                        "activation_checkpointing", NULL};
 
-static vox_status read_llm(const vox_config *n, vox_tiny_lm_config *c) {
+static vox_status read_llm(const vox_config *n, vox_qwen2_config *c) {
   static const char *const model_keys[] = {"llm", NULL};
   VOX_TRY(vox_config_check_keys(n, model_keys));
   vox_config *l = vox_config_get(n, "llm");
@@ -31,17 +32,18 @@ static vox_status read_llm(const vox_config *n, vox_tiny_lm_config *c) {
   double f;
   bool b;
   VOX_TRY(vox_config_int_req(l, "vocab_size", &v)); c->vocab_size = (int)v;
-  VOX_TRY(vox_config_int_req(l, "hidden_size", &v)); c->d_model = (int)v;
-  VOX_TRY(vox_config_int_req(l, "num_hidden_layers", &v)); c->n_layers = (int)v;
-  VOX_TRY(vox_config_int_req(l, "num_attention_heads", &v)); c->n_heads = (int)v;
-  VOX_TRY(vox_config_int(l, "num_key_value_heads", c->n_heads, &v)); c->n_kv_heads = (int)v;
-  VOX_TRY(vox_config_int_req(l, "intermediate_size", &v)); c->d_ff = (int)v;
+  VOX_TRY(vox_config_int_req(l, "hidden_size", &v)); c->hidden_size = (int)v;
+  VOX_TRY(vox_config_int_req(l, "num_hidden_layers", &v)); c->num_hidden_layers = (int)v;
+  VOX_TRY(vox_config_int_req(l, "num_attention_heads", &v)); c->num_attention_heads = (int)v;
+  VOX_TRY(vox_config_int(l, "num_key_value_heads", c->num_attention_heads, &v));
+  c->num_key_value_heads = (int)v;
+  VOX_TRY(vox_config_int_req(l, "intermediate_size", &v)); c->intermediate_size = (int)v;
   VOX_TRY(vox_config_float(l, "rope_theta", 10000.0, &f)); c->rope_theta = (float)f;
-  VOX_TRY(vox_config_float(l, "rms_norm_eps", 1e-6, &f)); c->norm_eps = (float)f;
-  VOX_TRY(vox_config_float(l, "initializer_range", 0.02, &f)); c->init_std = (float)f;
+  VOX_TRY(vox_config_float(l, "rms_norm_eps", 1e-6, &f)); c->rms_norm_eps = (float)f;
+  VOX_TRY(vox_config_float(l, "initializer_range", 0.02, &f)); c->initializer_range = (float)f;
   VOX_TRY(vox_config_float(l, "dropout", 0.0, &f)); c->dropout = (float)f;
-  VOX_TRY(vox_config_bool(l, "tie_word_embeddings", true, &b)); c->tie_embeddings = b;
-  VOX_TRY(vox_config_bool(l, "attention_bias", true, &b)); c->qkv_bias = b;
+  VOX_TRY(vox_config_bool(l, "tie_word_embeddings", true, &b)); c->tie_word_embeddings = b;
+  VOX_TRY(vox_config_bool(l, "attention_bias", true, &b)); c->attention_bias = b;
   VOX_TRY(vox_config_bool(l, "activation_checkpointing", false, &b)); c->checkpoint = b;
   return VOX_OK;
 }
@@ -51,16 +53,19 @@ vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_
   if (device != VOX_CPU)
     return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: model: this model builds on the CPU only",
                       vox_config_where(model_node, where, sizeof where));
-  vox_tiny_lm_config c = {0};
+  vox_qwen2_config c = {0};
   VOX_TRY(read_llm(model_node, &c));
   model_impl *m = calloc(1, sizeof *m);
   if (!m) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
-  vox_status st = vox_tiny_lm_new(&c, seed, &m->lm);
+  vox_rng rng = vox_rng_make(seed);
+  vox_status st = vox_params_new(&m->params);
+  if (st == VOX_OK) st = vox_qwen2_init(&m->lm, m->params, "", &c, &rng);
   if (st != VOX_OK) {
+    vox_params_free(m->params);
     free(m);
     return vox_error_context(st, "%s: model.llm: ", vox_config_where(model_node, where, sizeof where));
   }
-  m->pub.params = m->lm->params;
+  m->pub.params = m->params;
   m->pub.llm_prefix = "";
   *out = &m->pub;
   return VOX_OK;
@@ -69,14 +74,15 @@ vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_
 void vox_train_model_free(vox_train_model *pub) {
   if (!pub) return;
   model_impl *m = (model_impl *)pub;
-  vox_tiny_lm_free(m->lm);
+  vox_qwen2_release(&m->lm);
+  vox_params_free(m->params);
   free(m);
 }
 
 vox_status vox_train_model_lm_loss(vox_train_model *pub, vox_tensor *ids, vox_tensor *targets, bool training,
                                    vox_rng *rng, vox_tensor **loss) {
   model_impl *m = (model_impl *)pub;
-  return vox_tiny_lm_forward(m->lm, ids, targets, training, rng, NULL, loss);
+  return vox_qwen2_forward(&m->lm, ids, targets, training, rng, NULL, loss);
 }
 
 vox_status vox_train_model_load_hf(vox_train_model *m, const char *part, const char *dir) {

@@ -7,7 +7,8 @@ build="${VOX_BUILD_DIR:?}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed (bash .ci/setup.sh installs it)"; exit 1; }
 export VOX_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 status=0
-for t in test_autograd test_tensor_views test_elementwise test_config test_linear_ops test_nn_ops; do
+for t in test_autograd test_tensor_views test_elementwise test_config test_linear_ops test_nn_ops \
+    test_safetensors test_hf_config test_hf_weights; do
   bin="$build/tests/$t"
   [ -x "$bin" ] || { echo "memcheck: $t is missing"; status=1; continue; }
   log=$(mktemp)

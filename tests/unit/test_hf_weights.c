@@ -403,3 +403,31 @@ Test(hf_weights, index_naming_a_missing_shard_and_bad_paths) {
   vox_params_free(a);
   vox_params_free(b);
 }
+
+static const char *all_to_one(const char *file_name, char *buf, size_t cap, void *ctx) {
+  (void)ctx;
+  if (strcmp(file_name, "model.norm.weight") && strcmp(file_name, "model.layers.0.self_attn.q_proj.bias")) return NULL;
+  snprintf(buf, cap, "model.norm.weight");
+  return buf;
+}
+
+Test(hf_weights, two_tensors_onto_one_parameter_and_escaping_index) {
+  vox_params *a = make_reg("", 1), *b = make_reg("", 2);
+  VT_OK(vox_hf_save_params(a, "", sub("d"), VOX_F32, 0));
+  int64_t n;
+  float *before = snapshot(b, &n);
+  const char *ign[] = {"*", NULL};
+  vox_hf_load_opts o = {.strict = true, .rename = all_to_one, .ignore_missing = ign};
+  assert_error_mentions(vox_hf_load_params(b, "", sub("d"), &o), "loaded twice", "model.norm.weight");
+  assert_unchanged(b, before, n);
+  /* An index may only name files beside it. */
+  cr_assert(mkdir(sub("e"), 0777) == 0);
+  FILE *f = fopen(sub("e/model.safetensors.index.json"), "w");
+  fputs("{\"weight_map\":{\"model.norm.weight\":\"../d/model.safetensors\"}}", f);
+  fclose(f);
+  assert_error_mentions(vox_hf_load_params(b, "", sub("e"), NULL), "../d/model.safetensors", "beside the index");
+  assert_unchanged(b, before, n);
+  free(before);
+  vox_params_free(a);
+  vox_params_free(b);
+}
