@@ -195,7 +195,6 @@ static vox_status parse_duplex(const vox_config *n, vox_duplex_config *d, char *
 
 static vox_status parse_output_projector(const vox_config *n, char *pretrained) {
   static const char *const keys[] = {"pretrained", NULL};
-  if (n->kind == VOX_CONFIG_NULL) return VOX_OK; /* "output_projector:" with nothing under it */
   VOX_TRY(vox_config_check_keys(n, keys));
   return get_pretrained(n, pretrained);
 }
@@ -217,7 +216,8 @@ static vox_status parse_audio_token(const vox_config *n, vox_model_config *m) {
 static const vox_config *part(const vox_config *node, const char *name, vox_status *st) {
   const vox_config *p = vox_config_get(node, name);
   *st = VOX_OK;
-  if (p && p->kind != VOX_CONFIG_MAP && !(p->kind == VOX_CONFIG_NULL && !strcmp(name, "output_projector"))) {
+  if (p && p->kind == VOX_CONFIG_NULL) return NULL; /* "duplex: null" (or an override) removes the part */
+  if (p && p->kind != VOX_CONFIG_MAP) {
     char b1[256], b2[256];
     *st = vox_errorf(VOX_ERR_PARSE, "%s: %s must be a mapping", vox_config_where(p, b1, sizeof b1),
                      vox_config_path(p, b2, sizeof b2));
@@ -287,4 +287,84 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
                       vox_config_where(w ? w : node, b1, sizeof b1), out->audio_token_id, out->llm.vocab_size);
   }
   return VOX_OK;
+}
+
+/* ---- parameter counts ------------------------------------------------------------------------------------- */
+
+static int64_t linear_n(int64_t in, int64_t out, bool bias) { return in * out + (bias ? out : 0); }
+
+int64_t vox_qwen2_config_numel(const vox_qwen2_config *c) {
+  int64_t H = c->hidden_size, hd = H / c->num_attention_heads, q = c->num_attention_heads * hd;
+  int64_t kv = (int64_t)(c->num_key_value_heads ? c->num_key_value_heads : c->num_attention_heads) * hd;
+  bool b = c->attention_bias;
+  int64_t layer = 2 * H + linear_n(H, q, b) + 2 * linear_n(H, kv, b) + linear_n(q, H, false) +
+                  3 * H * (int64_t)c->intermediate_size;
+  return (int64_t)c->vocab_size * H * (c->tie_word_embeddings ? 1 : 2) + c->num_hidden_layers * layer + H;
+}
+
+int64_t vox_qwen2_lora_numel(const vox_qwen2_config *c, int rank, const char *const *targets) {
+  int64_t H = c->hidden_size, hd = H / c->num_attention_heads, q = c->num_attention_heads * hd;
+  int64_t kv = (int64_t)(c->num_key_value_heads ? c->num_key_value_heads : c->num_attention_heads) * hd;
+  int64_t I = c->intermediate_size, per = 0;
+  for (int i = 0; targets[i]; i++) {
+    const char *t = targets[i];
+    int64_t in = 0, out = 0;
+    if (!strcmp(t, "q_proj")) in = H, out = q;
+    else if (!strcmp(t, "k_proj") || !strcmp(t, "v_proj")) in = H, out = kv;
+    else if (!strcmp(t, "o_proj")) in = q, out = H;
+    else if (!strcmp(t, "gate_proj") || !strcmp(t, "up_proj")) in = H, out = I;
+    else if (!strcmp(t, "down_proj")) in = I, out = H;
+    per += rank * (in + out);
+  }
+  return per * c->num_hidden_layers;
+}
+
+/* Pre-norm block with LayerNorms (weight + bias) and a GELU MLP with biases; attention biases as given. */
+static int64_t ln_block_n(int64_t d, int64_t ff, int n_attn_bias) {
+  return 4 * d + 4 * d * d + n_attn_bias * d + linear_n(d, ff, true) + linear_n(ff, d, true);
+}
+
+void vox_model_config_numel(const vox_model_config *c, int64_t n[6]) {
+  memset(n, 0, 6 * sizeof *n);
+  if (c->has_encoder) {
+    const vox_mc_encoder *e = &c->encoder;
+    if (e->kind == VOX_ENCODER_WHISPER) {
+      int64_t d = e->d_model;
+      n[0] = e->num_mel_bins * d * 3 + d + d * d * 3 + d + (int64_t)e->max_source_positions * d +
+             e->encoder_layers * ln_block_n(d, e->encoder_ffn_dim, 3) + 2 * d;
+    } else {
+      int64_t d = e->output_size, u = e->linear_units;
+      int n_layers = e->num_blocks + e->tp_blocks;
+      for (int i = 0; i < n_layers; i++) {
+        int64_t in = i == 0 ? e->input_size : d;
+        n[0] += 2 * in + linear_n(in, 3 * d, true) + d * e->kernel_size + linear_n(d, d, true) + 2 * d +
+                linear_n(d, u, true) + linear_n(u, d, true);
+      }
+      n[0] += 2 * d + (e->tp_blocks > 0 ? 2 * d : 0);
+    }
+  }
+  if (c->has_input_projector) {
+    const vox_projector_config *p = &c->input_projector;
+    int64_t in = p->in_dim, out = p->out_dim;
+    if (p->kind == VOX_PROJ_MINMO) {
+      int layers = p->n_layers ? p->n_layers : 2, k = p->conv_kernel ? p->conv_kernel : 3;
+      int64_t ff = p->d_ff ? p->d_ff : 4 * in;
+      n[1] = layers * ln_block_n(in, ff, 3) + out * in * k + out;
+    } else {
+      int64_t k = p->kind == VOX_PROJ_LINEAR ? (p->k ? p->k : 5) : 1;
+      int64_t h = p->hidden ? p->hidden : (p->kind == VOX_PROJ_LINEAR ? 2048 : out);
+      n[1] = linear_n(k * in, h, true) + linear_n(h, out, true);
+    }
+  }
+  if (c->has_llm) n[2] = vox_qwen2_config_numel(&c->llm);
+  if (c->has_output_projector) n[3] = linear_n(c->output_projector_in, c->output_projector_out, true);
+  if (c->has_voice_lm) n[4] = vox_qwen2_config_numel(&c->voice_lm.lm);
+  if (c->has_duplex) {
+    const vox_duplex_config *d = &c->duplex;
+    int64_t dm = d->d_model ? d->d_model : d->in_dim, nh = d->n_heads ? d->n_heads : (dm >= 64 ? dm / 64 : 1);
+    int64_t nkv = d->n_kv_heads ? d->n_kv_heads : nh, hd = dm / nh, ff = d->d_ff ? d->d_ff : 4 * dm;
+    int64_t cls = d->n_classes ? d->n_classes : 4;
+    n[5] = (dm != d->in_dim ? linear_n(d->in_dim, dm, true) : 0) + 2 * dm + linear_n(dm, nh * hd, true) +
+           2 * linear_n(dm, nkv * hd, true) + linear_n(nh * hd, dm, false) + 3 * dm * ff + dm + linear_n(dm, cls, true);
+  }
 }

@@ -61,4 +61,13 @@ extern const char *const vox_model_parts[6];
 /* Parses `node` (the `model:` map). Parts absent from the node are absent from the model. */
 vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out);
 
+/* Parameter counts per part (indexed like vox_model_parts), computed from the shapes without allocating anything
+ * (for `vox model-info` on 7B configs); equal to what vox_speech_llm_new registers (a test checks it). */
+void vox_model_config_numel(const vox_model_config *cfg, int64_t counts[6]);
+/* Elements of the Qwen2 decoder alone. */
+int64_t vox_qwen2_config_numel(const vox_qwen2_config *c);
+/* Elements a LoRA of `rank` adds to a Qwen2 decoder on the given projections (any of "q_proj", "k_proj", "v_proj",
+ * "o_proj", "gate_proj", "up_proj", "down_proj"; NULL-terminated). */
+int64_t vox_qwen2_lora_numel(const vox_qwen2_config *c, int rank, const char *const *targets);
+
 #endif

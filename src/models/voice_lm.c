@@ -96,7 +96,7 @@ vox_status vox_voice_lm_layout(const vox_voice_lm *v, int n, const int32_t *spee
     for (int t = 0; t < n; t++) put_in(&b, true, t);
     put_in(&b, false, v->turn_of_speech);
     for (int k = 0; k < m; k++) put_in(&b, false, speech[k]);
-    for (int t = 0; t < n + 1; t++) put_tg(&b, IGNORE);
+    for (int t = 0; t < n; t++) put_tg(&b, IGNORE); /* the n semantic positions (start's ignore is in already) */
     for (int k = 0; k < m; k++) put_tg(&b, speech[k]);
     put_tg(&b, v->end_of_speech);
   }
