@@ -404,6 +404,13 @@ vox_status vox_config_apply_override(vox_config *root, const char *assignment) {
   char *tok = strtok_r(path, ".", &save);
   while (tok) {
     char *next = strtok_r(NULL, ".", &save);
+    /* a list item by index ("stages.0.steps=6"): step into it (or replace it when it is the last key) */
+    if (cur->kind == VOX_CONFIG_SEQ && is_index(tok) && atoi(tok) < cur->n_items && (next || (!add && !del))) {
+      cur = cur->items[atoi(tok)];
+      if (!next) return vox_config_merge(cur, value);
+      tok = next;
+      continue;
+    }
     if (cur->kind != VOX_CONFIG_MAP) {
       vox_config_free(value);
       return vox_errorf(VOX_ERR_INVALID, "override '%s': '%s' is inside a value that is not a mapping", assignment, tok);

@@ -81,6 +81,8 @@ vox_status vox_qwen2_init(vox_qwen2 *m, vox_params *reg, const char *prefix, con
     else if (p->tensor->ndim == 1 && vox_params_name_matches("*.bias", p->name))
       VOX_CHECK_GOTO(st, vox_init_constant(p->tensor, 0.0), fail);
   }
+  m->param_first = first;
+  m->param_count = reg->count - first;
   return VOX_OK;
 fail:
   vox_qwen2_release(m);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "core/dtype.h"
 #include "nn/embedding.h"
 #include "nn/module.h"
 #include "nn/transformer.h"
@@ -25,6 +26,11 @@ typedef struct vox_qwen2_config {
 
 /* Qwen2Config defaults as in transformers (vocab 151936, hidden 4096, ... rope_theta 10000, eps 1e-6, bias on). */
 vox_qwen2_config vox_qwen2_config_default(void);
+/* From an HF config.json (io/hf_config.h), HF key names. Required: vocab_size, hidden_size, num_hidden_layers,
+ * num_attention_heads, intermediate_size; the rest default as in Qwen2Config. Refused with a message naming the
+ * key: a model_type other than "qwen2", hidden_act other than "silu", rope_scaling, use_sliding_window true,
+ * a head_dim other than hidden_size / num_attention_heads. */
+vox_status vox_qwen2_config_from_hf(const vox_hf_config *hf, vox_qwen2_config *out);
 
 typedef struct vox_qwen2 {
   vox_qwen2_config cfg;
@@ -33,6 +39,7 @@ typedef struct vox_qwen2 {
   vox_block *layers;    /* owned array of num_hidden_layers: prefix + "model.layers.N" */
   vox_rms_norm norm;    /* prefix + "model.norm" */
   vox_tensor *lm_head;  /* borrowed: prefix + "lm_head.weight", or the embedding table when tied */
+  int param_first, param_count; /* this model's entries in the registry (loading tells them from others') */
 } vox_qwen2;
 
 /* Registers every parameter into reg (names prefix + HF name; "lm_head.weight" absent when tied) and initialises
@@ -64,5 +71,17 @@ vox_status vox_qwen2_decode(vox_qwen2 *m, vox_tensor *ids, vox_kv_cache *caches,
 /* One KV cache per layer for `batch` rows and `capacity` positions, on the device of the model's weights. */
 vox_status vox_qwen2_caches_new(const vox_qwen2 *m, int batch, int64_t capacity, vox_kv_cache **caches);
 void vox_qwen2_caches_free(const vox_qwen2 *m, vox_kv_cache *caches); /* NULL is fine */
+
+/* Reads hf_dir/config.json, builds the model under prefix in reg (vox_qwen2_init) and loads the weights
+ * (model.safetensors or a sharded index) into it, all-or-nothing: a missing, unexpected or mis-shaped tensor is an
+ * error naming it (config and weights disagreeing shows up so). When tied, a stored lm_head.weight is ignored;
+ * rotary inv_freq buffers of old checkpoints are ignored too. On failure m is released, but the parameters it
+ * registered stay in reg (unloaded): discard that registry. */
+vox_status vox_qwen2_load_hf(vox_qwen2 *m, vox_params *reg, const char *prefix, const char *hf_dir);
+/* Writes dir/config.json (model_type "qwen2", HF key names) and the model's parameters (names without prefix) as
+ * model.safetensors, or shards of at most shard_bytes (0 = one file) with an index; on_disk VOX_F32 or VOX_BF16.
+ * Refused when other parameters of reg share the model's prefix (they would be saved too). */
+vox_status vox_qwen2_save_hf(const vox_qwen2 *m, const vox_params *reg, const char *dir, vox_dtype on_disk,
+                             size_t shard_bytes);
 
 #endif

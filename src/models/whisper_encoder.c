@@ -101,6 +101,8 @@ vox_status vox_whisper_encoder_init(vox_whisper_encoder *m, vox_params *reg, con
     else VOX_CHECK_GOTO(st, vox_init_constant(p->tensor, 0.0), fail);
   }
   VOX_CHECK_GOTO(st, fill_sinusoids(m->embed_positions), fail);
+  m->param_first = first;
+  m->param_count = reg->count - first;
   return VOX_OK;
 fail:
   vox_whisper_encoder_release(m);

@@ -24,6 +24,10 @@ typedef struct vox_whisper_config {
 
 /* WhisperConfig's encoder defaults (whisper-tiny sizes: 80 mels, d 384, 4 layers, 6 heads, ffn 1536, 1500 pos). */
 vox_whisper_config vox_whisper_config_default(void);
+/* From an HF WhisperConfig config.json: num_mel_bins (80/128), d_model, encoder_layers, encoder_attention_heads,
+ * encoder_ffn_dim, max_source_positions, dropout, init_std. Refused by name: a model_type other than "whisper",
+ * activation_function other than "gelu". */
+vox_status vox_whisper_config_from_hf(const vox_hf_config *hf, vox_whisper_config *out);
 
 typedef struct vox_whisper_encoder {
   vox_whisper_config cfg;
@@ -33,6 +37,7 @@ typedef struct vox_whisper_encoder {
                                 * sinusoids at init and frozen (requires_grad false) as in HF */
   vox_block *layers;         /* owned array: prefix + "encoder.layers.N" */
   vox_layer_norm layer_norm; /* prefix + "encoder.layer_norm" */
+  int param_first, param_count; /* this encoder's entries in the registry */
 } vox_whisper_encoder;
 
 /* Chunked (streaming) use: attention restricted so that a query in chunk c sees keys of chunks 0..c only
@@ -48,6 +53,14 @@ typedef struct vox_whisper_stream_opts {
 vox_status vox_whisper_encoder_init(vox_whisper_encoder *m, vox_params *reg, const char *prefix,
                                     const vox_whisper_config *cfg, vox_rng *rng);
 void vox_whisper_encoder_release(vox_whisper_encoder *m); /* frees the layer array; parameters are the registry's */
+
+/* Reads hf_dir/config.json, builds the encoder under prefix in reg and loads its weights, all-or-nothing (errors
+ * name each missing, unexpected or mis-shaped tensor). The file may be a WhisperModel ("encoder.*"), a
+ * WhisperForConditionalGeneration ("model.encoder.*", renamed) or an encoder-only save; decoder tensors
+ * ("decoder.*", "model.decoder.*") and "proj_out.weight" are skipped. On failure m is released, but the parameters
+ * it registered stay in reg (unloaded): discard that registry. */
+vox_status vox_whisper_encoder_load_hf(vox_whisper_encoder *m, vox_params *reg, const char *prefix,
+                                       const char *hf_dir);
 
 /* Output frames for `frames` input frames: ceil(frames / 2) (conv2 has stride 2, kernel 3, padding 1). */
 int64_t vox_whisper_output_frames(int64_t frames);

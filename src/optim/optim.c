@@ -184,9 +184,34 @@ vox_status vox_optim_clip_grad_norm(vox_optim *opt, double max_norm, double *nor
   return VOX_OK;
 }
 
+/* One fused update of `param` (entry e's parameter or a slice of it) from `g` and the matching state tensors. */
+static vox_status update_tensor(vox_optim *opt, const vox_optim_entry *e, vox_tensor *g, vox_tensor *param,
+                                vox_tensor *const *state) {
+  int64_t t = opt->step + 1;
+  const vox_optim_group *grp = &opt->groups[e->group];
+  float lr = grp->lr * opt->lr_factor, wd = e->decay ? grp->weight_decay : 0.0f;
+  vox_status st;
+  if (opt->cfg.kind == VOX_OPTIM_ADAMW) {
+    vox_adamw_params p = {.lr = lr, .beta1 = opt->cfg.beta1, .beta2 = opt->cfg.beta2, .eps = opt->cfg.eps,
+                          .weight_decay = wd,
+                          .bias_correction1 = (float)(1.0 - pow(opt->cfg.beta1, (double)t)),
+                          .bias_correction2 = (float)(1.0 - pow(opt->cfg.beta2, (double)t)),
+                          .grad_scale = opt->grad_scale};
+    vox_kernel_args a = {.n_in = 1, .n_out = 3, .in = {g}, .out = {param, state[0], state[1]}, .params = &p};
+    st = vox_kernel_run("adamw step", VOX_K_ADAMW_STEP, &a);
+  } else {
+    vox_sgd_params p = {.lr = lr, .momentum = opt->cfg.momentum, .weight_decay = wd,
+                        .grad_scale = opt->grad_scale, .nesterov = opt->cfg.nesterov};
+    vox_kernel_args a = {.n_in = 1, .n_out = n_slots(opt) ? 2 : 1, .in = {g}, .out = {param, n_slots(opt) ? state[0] : NULL},
+                         .params = &p};
+    st = vox_kernel_run("sgd step", VOX_K_SGD_STEP, &a);
+  }
+  if (st != VOX_OK) return vox_error_context(st, "optimizer step of '%s': ", e->name);
+  return VOX_OK;
+}
+
 vox_status vox_optim_step(vox_optim *opt) {
   char b1[96], b2[96];
-  int64_t t = opt->step + 1;
   for (int i = 0; i < opt->n_entries; i++) {
     vox_optim_entry *e = &opt->entries[i];
     vox_tensor *g = e->param->grad;
@@ -194,29 +219,47 @@ vox_status vox_optim_step(vox_optim *opt) {
     if (!vox_tensor_same_shape(g, e->param))
       return vox_errorf(VOX_ERR_SHAPE, "optim step: gradient %s of '%s' does not match the parameter %s",
                         vox_tensor_describe(g, b1, sizeof b1), e->name, vox_tensor_describe(e->param, b2, sizeof b2));
-    const vox_optim_group *grp = &opt->groups[e->group];
-    float lr = grp->lr * opt->lr_factor, wd = e->decay ? grp->weight_decay : 0.0f;
-    vox_status st;
-    if (opt->cfg.kind == VOX_OPTIM_ADAMW) {
-      vox_adamw_params p = {.lr = lr, .beta1 = opt->cfg.beta1, .beta2 = opt->cfg.beta2, .eps = opt->cfg.eps,
-                            .weight_decay = wd,
-                            .bias_correction1 = (float)(1.0 - pow(opt->cfg.beta1, (double)t)),
-                            .bias_correction2 = (float)(1.0 - pow(opt->cfg.beta2, (double)t)),
-                            .grad_scale = opt->grad_scale};
-      vox_kernel_args a = {.n_in = 1, .n_out = 3, .in = {g}, .out = {e->param, e->state[0], e->state[1]},
-                           .params = &p};
-      st = vox_kernel_run("adamw step", VOX_K_ADAMW_STEP, &a);
-    } else {
-      vox_sgd_params p = {.lr = lr, .momentum = opt->cfg.momentum, .weight_decay = wd,
-                          .grad_scale = opt->grad_scale, .nesterov = opt->cfg.nesterov};
-      vox_kernel_args a = {.n_in = 1, .n_out = e->state[0] ? 2 : 1, .in = {g}, .out = {e->param, e->state[0]},
-                           .params = &p};
-      st = vox_kernel_run("sgd step", VOX_K_SGD_STEP, &a);
-    }
-    if (st != VOX_OK) return vox_error_context(st, "optimizer step of '%s': ", e->name);
+    if (n_slots(opt) > 0 && !e->state[0])
+      return vox_errorf(VOX_ERR_STATE, "optim step: the state of '%s' was dropped (sharded optimizer: step through "
+                        "dist/zero.h)", e->name);
+    VOX_TRY(update_tensor(opt, e, g, e->param, e->state));
   }
   opt->step++;
   return VOX_OK;
+}
+
+int vox_optim_slot_count(const vox_optim *opt) { return n_slots(opt); }
+const char *vox_optim_slot_name(const vox_optim *opt, int k) { return k >= 0 && k < n_slots(opt) ? slot_name(opt, k) : NULL; }
+
+vox_status vox_optim_step_range(vox_optim *opt, int entry, int64_t start, int64_t count, vox_tensor *grad,
+                                vox_tensor *const *state) {
+  char b[96];
+  if (entry < 0 || entry >= opt->n_entries)
+    return vox_errorf(VOX_ERR_INDEX, "optim step_range: entry %d of %d", entry, opt->n_entries);
+  vox_optim_entry *e = &opt->entries[entry];
+  int64_t numel = vox_tensor_numel(e->param);
+  if (start < 0 || count < 0 || start + count > numel)
+    return vox_errorf(VOX_ERR_INDEX, "optim step_range: [%lld, %lld) outside the %lld elements of '%s'",
+                      (long long)start, (long long)(start + count), (long long)numel, e->name);
+  if (vox_tensor_numel(grad) != count)
+    return vox_errorf(VOX_ERR_SHAPE, "optim step_range: gradient %s for %lld elements of '%s'",
+                      vox_tensor_describe(grad, b, sizeof b), (long long)count, e->name);
+  for (int k = 0; k < n_slots(opt); k++)
+    if (!state[k] || vox_tensor_numel(state[k]) != count)
+      return vox_errorf(VOX_ERR_SHAPE, "optim step_range: state slot '%s' of '%s' must have %lld elements",
+                        slot_name(opt, k), e->name, (long long)count);
+  if (count == 0) return VOX_OK;
+  int64_t shape[1] = {count}, stride[1] = {1};
+  vox_tensor *slice = NULL;
+  VOX_TRY(vox_tensor_view(e->param, 1, shape, stride, e->param->offset + start, &slice));
+  vox_status st = update_tensor(opt, e, grad, slice, state);
+  vox_tensor_release(slice);
+  return st;
+}
+
+void vox_optim_drop_state(vox_optim *opt) {
+  for (int i = 0; i < opt->n_entries; i++)
+    for (int k = 0; k < 2; k++) vox_tensor_drop(&opt->entries[i].state[k]);
 }
 
 void vox_optim_zero_grad(vox_optim *opt) {

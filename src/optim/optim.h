@@ -77,6 +77,20 @@ vox_status vox_optim_clip_grad_norm(vox_optim *opt, double max_norm, double *nor
 /* One update of every parameter that has a gradient (those without one are skipped, as in PyTorch), with one
  * fused kernel per tensor; then step++. */
 vox_status vox_optim_step(vox_optim *opt);
+/* ---- sharded optimizer support (dist/zero.c keeps only its shard of the state) ---- */
+/* Number of state slots per parameter (AdamW 2: "m", "v"; SGD 1 "momentum" or 0) and the name of slot k. */
+int vox_optim_slot_count(const vox_optim *opt);
+const char *vox_optim_slot_name(const vox_optim *opt, int k);
+/* The update vox_optim_step applies, restricted to elements [start, start + count) of entry `entry`'s flattened
+ * (contiguous) parameter: `grad` and each state[k] are the matching count-element slices (any contiguous 1-D
+ * tensors on the parameter's device). Uses the entry's group lr/decay, lr_factor, grad_scale and step + 1 for
+ * bias correction; does not advance opt->step (the caller does once per step). */
+vox_status vox_optim_step_range(vox_optim *opt, int entry, int64_t start, int64_t count, vox_tensor *grad,
+                                vox_tensor *const *state);
+/* Frees every entry's state tensors (a sharded optimizer holds its own slices instead); vox_optim_step then fails
+ * and vox_optim_state_at reports NULL tensors. */
+void vox_optim_drop_state(vox_optim *opt);
+
 /* Drops every parameter's gradient (they are re-created by the next backward). */
 void vox_optim_zero_grad(vox_optim *opt);
 

@@ -16,7 +16,7 @@ typedef struct model_impl {
 static const char *const llm_keys[] = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                                        "num_key_value_heads", "intermediate_size", "rope_theta", "rms_norm_eps",
                                        "initializer_range", "dropout", "tie_word_embeddings", "attention_bias",
-                                       "activation_checkpointing", NULL};
+                                       NULL};
 
 static vox_status read_llm(const vox_config *n, vox_qwen2_config *c) {
   static const char *const model_keys[] = {"llm", NULL};
@@ -44,29 +44,31 @@ static vox_status read_llm(const vox_config *n, vox_qwen2_config *c) {
   VOX_TRY(vox_config_float(l, "dropout", 0.0, &f)); c->dropout = (float)f;
   VOX_TRY(vox_config_bool(l, "tie_word_embeddings", true, &b)); c->tie_word_embeddings = b;
   VOX_TRY(vox_config_bool(l, "attention_bias", true, &b)); c->attention_bias = b;
-  VOX_TRY(vox_config_bool(l, "activation_checkpointing", false, &b)); c->checkpoint = b;
   return VOX_OK;
 }
 
-vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device, vox_train_model **out) {
+vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device,
+                               bool activation_checkpointing, vox_train_model **out) {
   char where[256];
   if (device != VOX_CPU)
     return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: model: this model builds on the CPU only",
                       vox_config_where(model_node, where, sizeof where));
   vox_qwen2_config c = {0};
   VOX_TRY(read_llm(model_node, &c));
+  c.checkpoint = activation_checkpointing; /* the stage's setting, not the model's */
   model_impl *m = calloc(1, sizeof *m);
   if (!m) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
   vox_rng rng = vox_rng_make(seed);
   vox_status st = vox_params_new(&m->params);
-  if (st == VOX_OK) st = vox_qwen2_init(&m->lm, m->params, "", &c, &rng);
+  if (st == VOX_OK) st = vox_qwen2_init(&m->lm, m->params, "llm.", &c, &rng);
   if (st != VOX_OK) {
     vox_params_free(m->params);
     free(m);
     return vox_error_context(st, "%s: model.llm: ", vox_config_where(model_node, where, sizeof where));
   }
   m->pub.params = m->params;
-  m->pub.llm_prefix = "";
+  m->pub.llm = &m->lm;
+  m->pub.llm_prefix = "llm.";
   *out = &m->pub;
   return VOX_OK;
 }

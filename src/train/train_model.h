@@ -6,8 +6,10 @@
 #include "io/config.h"
 #include "train/task.h"
 
-/* Builds the model of `model_node` with parameters initialised from `seed` on `device`. */
-vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device, vox_train_model **out);
+/* Builds the model of `model_node` with parameters initialised from `seed` on `device`; activation_checkpointing
+ * (the stage's setting) recomputes each block's activations in backward. */
+vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device,
+                               bool activation_checkpointing, vox_train_model **out);
 void vox_train_model_free(vox_train_model *m);
 
 /* Next-token loss of the text LLM: ids and aligned targets i32 [B, T] (-100 ignored) -> mean cross-entropy. */

@@ -164,7 +164,7 @@ Test(task, lm_batches_are_finite_and_seek_reproduces_them) {
   vox_config *cfg = NULL;
   VT_OK(vox_config_parse_string(text, "recipe.yaml", &cfg));
   vox_train_model *m = NULL;
-  VT_OK(vox_train_model_new(vox_config_get(cfg, "model"), 3, VOX_CPU, &m));
+  VT_OK(vox_train_model_new(vox_config_get(cfg, "model"), 3, VOX_CPU, false, &m));
   const vox_task_vtable *vt = NULL;
   VT_OK(vox_task_find("lm", &vt));
   vox_task_ctx ctx = {.recipe = cfg, .stage = vox_config_get(cfg, "stages.0"), .model = m, .tokenizer = tok,
