@@ -38,6 +38,11 @@ typedef struct vox_recipe_stage {
   int n_trainable, n_frozen;
   const vox_config *trainable[VOX_RECIPE_MAX_GLOBS], *frozen[VOX_RECIPE_MAX_GLOBS]; /* scalar nodes (for where) */
   const vox_config *lora; /* NULL when absent */
+  const vox_config *lora_targets[VOX_RECIPE_MAX_GLOBS]; /* scalar nodes: Linear name globs */
+  int n_lora_targets;
+  int lora_rank;          /* 8 */
+  float lora_alpha;       /* 2 * rank */
+  float lora_dropout;     /* 0 */
   vox_optim_config optim;
   int n_groups;
   vox_recipe_group groups[VOX_RECIPE_MAX_GROUPS];

@@ -15,6 +15,8 @@
 #include "core/autograd.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "models/model_config.h"
+#include "nn/lora.h"
 #include "train/ckpt.h"
 #include "train/recipe.h"
 #include "train/task.h"
@@ -208,6 +210,7 @@ static vox_status run_eval(stage_ctx *S) {
   if (S->last_eval_step == S->state.step) return VOX_OK;
   S->last_eval_step = S->state.step;
   vox_task_metrics m = {0};
+  if (S->st->lora) vox_lora_set_mode(S->model->params, false, 0);
   VOX_TRY(S->vt->eval(S->task, S->st->eval, S->st->eval_max_batches, &m));
   if (m.n > 0 && S->R->rank == 0) vox_train_log_eval(S->R->log, S->st->name, S->si, S->state.step, &m);
   return VOX_OK;
@@ -226,6 +229,8 @@ static vox_status train_step(stage_ctx *S, double *loss_out, double *norm_out, v
     vox_task_counts c = {0};
     double v = 0;
     if (R->dist && R->dist->begin_micro_batch) R->dist->begin_micro_batch(R->dist->comm, k, accum);
+    /* LoRA dropout draws a fresh mask seed per micro-batch from the stage's (checkpointed) stream */
+    if (S->st->lora) vox_lora_set_mode(S->model->params, true, vox_rng_next_u64(&S->state.rng));
     VOX_TRY(S->vt->train_batch(S->task, &S->state.rng, &loss, &c));
     if (inject_nan(R, S->state.step + 1)) { /* test hook: a real NaN through the loss and every gradient */
       vox_tensor *poisoned = NULL;
@@ -267,6 +272,23 @@ static vox_status train_step(stage_ctx *S, double *loss_out, double *norm_out, v
   return VOX_OK;
 }
 
+/* LoRA adapters on the Linears the stage's `lora.targets` name: added after freezing (the wrapped weights freeze,
+ * the adapters train) and before a resume loads them back. Their initial A comes from the stage's own stream. */
+static vox_status apply_lora(stage_ctx *S) {
+  const vox_recipe_stage *st = S->st;
+  const char *globs[VOX_RECIPE_MAX_GLOBS + 1];
+  for (int i = 0; i < st->n_lora_targets; i++) globs[i] = st->lora_targets[i]->scalar;
+  globs[st->n_lora_targets] = NULL;
+  vox_rng rng = vox_rng_make(S->R->recipe.seed * 1000003u + (uint64_t)S->si * 7919u + 0x10aau);
+  int n = 0;
+  vox_status s = vox_lora_apply(S->model->params, globs, st->lora_rank, st->lora_alpha, st->lora_dropout, &rng, &n);
+  if (s != VOX_OK) {
+    char w[256];
+    return vox_error_context(s, "%s: lora: ", vox_config_where(st->lora, w, sizeof w));
+  }
+  return VOX_OK;
+}
+
 static vox_status open_stage(stage_ctx *S, const char *resume_path) {
   run *R = S->R;
   const vox_recipe_stage *st = S->st;
@@ -296,10 +318,8 @@ static vox_status open_stage(stage_ctx *S, const char *resume_path) {
     if (s != VOX_OK)
       return vox_error_context(s, "%s: init.%s: ", vox_config_where(st->init[i].node, w, sizeof w), st->init[i].part);
   }
-  if (st->lora)
-    return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: lora: LoRA adapters are not available to the trainer in this build",
-                      vox_config_where(st->lora, w, sizeof w));
   VOX_TRY(apply_freezing(st, S->model->params));
+  if (st->lora) VOX_TRY(apply_lora(S));
   if (resume_path) VOX_TRY(vox_train_ckpt_load_params(resume_path, S->model->params, "", &src));
   VOX_TRY(build_optimizer(st, S->model->params, &S->opt));
   /* the stage's RNG stream: recipe seed, stage and rank */
@@ -436,6 +456,11 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
       vox_error_context(s, "%s: tokenizer: ", vox_config_where(vox_config_get(root, "tokenizer"), w, sizeof w));
       goto done;
     }
+    /* A model with an audio encoder takes its audio at a placeholder token the tokenizer must know. */
+    vox_model_config mc;
+    VOX_CHECK_GOTO(s, vox_model_config_parse(R.recipe.model, &mc), done);
+    if (mc.has_encoder)
+      VOX_CHECK_GOTO(s, vox_tokenizer_add_special_token(R.tokenizer, mc.audio_token_text, mc.audio_token_id), done);
   }
   if (R.rank == 0) VOX_CHECK_GOTO(s, vox_train_log_open(R.run_dir, R.out, &R.log), done);
   int start = 0, rs = -1;
