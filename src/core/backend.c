@@ -66,3 +66,12 @@ int vox_num_threads(void) {
 }
 
 void vox_set_num_threads(int n) { num_threads = n > 0 ? n : omp_get_num_procs(); }
+
+static _Atomic int matmul_precision[VOX_DEVICE_COUNT];
+
+void vox_set_matmul_precision(vox_device device, vox_precision precision) {
+  if (device >= 0 && device < VOX_DEVICE_COUNT) matmul_precision[device] = (int)precision;
+}
+vox_precision vox_matmul_precision(vox_device device) {
+  return device >= 0 && device < VOX_DEVICE_COUNT ? (vox_precision)matmul_precision[device] : VOX_PRECISION_F32;
+}

@@ -61,6 +61,15 @@ void vox_backend_register_kernel(vox_device device, vox_kernel_id id, vox_kernel
     vox_backend_register_kernel(device, VOX_K_##name, fn);                                 \
   }
 
+/* Mixed precision of a device's GEMMs and attention (default VOX_PRECISION_F32). With VOX_PRECISION_BF16,
+ * vox_op_matmul, vox_op_linear and vox_op_attention cast f32 operands to bf16 through the differentiable cast
+ * (tensor-core products with f32 accumulation) and return f32: activations between these ops, norms, softmax and
+ * losses stay f32, and f32 leaves (master weights) receive f32 gradients. On the CPU (f32-only attention kernel)
+ * only matmul and linear follow the setting. */
+typedef enum vox_precision { VOX_PRECISION_F32 = 0, VOX_PRECISION_BF16 } vox_precision;
+void vox_set_matmul_precision(vox_device device, vox_precision precision);
+vox_precision vox_matmul_precision(vox_device device);
+
 /* Number of worker threads kernels use (VOX_NUM_THREADS env, else all cores). */
 int vox_num_threads(void);
 void vox_set_num_threads(int n);

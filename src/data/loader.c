@@ -50,6 +50,8 @@ struct vox_loader {
   vox_loader_opts o;
   vox_cmvn *cmvn;
   int64_t *planned; /* planned frames per sample */
+  int64_t *active;  /* the samples in use when opts.fraction < 1 (ascending manifest indices), else NULL */
+  int64_t n_active; /* how many samples the epochs cover */
   int bins;
   plan run;   /* the epoch workers are making (changed only while no worker runs) */
   plan query; /* for vox_loader_plan_batch / num_batches on other epochs */
@@ -107,7 +109,7 @@ static int cmp_item(const void *a, const void *b) {
 
 static vox_status plan_build(const vox_loader *L, int64_t epoch, plan *p) {
   plan_clear(p);
-  const int64_t n = L->man->n;
+  const int64_t n = L->n_active;
   const vox_loader_opts *o = &L->o;
   p->order = malloc((size_t)n * sizeof *p->order);
   sort_item *items = malloc((size_t)n * sizeof *items);
@@ -119,7 +121,7 @@ static vox_status plan_build(const vox_loader *L, int64_t epoch, plan *p) {
     return vox_errorf(VOX_ERR_NOMEM, "loader: out of memory planning epoch %lld", (long long)epoch);
   }
   vox_rng rng = vox_rng_make(mix3(o->seed, (uint64_t)epoch, 0x706c616eull));
-  for (int64_t i = 0; i < n; i++) p->order[i] = i;
+  for (int64_t i = 0; i < n; i++) p->order[i] = L->active ? L->active[i] : i;
   if (o->shuffle)
     for (int64_t i = n - 1; i > 0; i--) {
       int64_t j = (int64_t)(vox_rng_next_u64(&rng) % (uint64_t)(i + 1));
@@ -449,6 +451,33 @@ vox_status vox_loader_seek(vox_loader *L, vox_loader_pos pos) {
 const vox_manifest *vox_loader_manifest(const vox_loader *L) { return L->man; }
 
 /* ---- open / free ---------------------------------------------------------------------------------------- */
+/* opts.fraction < 1: a seeded subset of round(fraction * n) samples (at least one), the same in every epoch and on
+ * every rank, kept in manifest order. */
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+static vox_status choose_subset(vox_loader *L) {
+  const int64_t n = L->man->n;
+  L->n_active = n;
+  if (L->o.fraction <= 0.0 || L->o.fraction >= 1.0 || n == 0) return VOX_OK;
+  int64_t k = (int64_t)(L->o.fraction * (double)n + 0.5);
+  if (k < 1) k = 1;
+  L->active = malloc((size_t)n * sizeof *L->active);
+  if (!L->active) return vox_errorf(VOX_ERR_NOMEM, "loader: out of memory");
+  for (int64_t i = 0; i < n; i++) L->active[i] = i;
+  vox_rng rng = vox_rng_make(mix3(L->o.seed, 0x73756273ull, (uint64_t)n));
+  for (int64_t i = 0; i < k; i++) { /* partial Fisher-Yates: the first k are a uniform sample */
+    int64_t j = i + (int64_t)(vox_rng_next_u64(&rng) % (uint64_t)(n - i));
+    int64_t t = L->active[i];
+    L->active[i] = L->active[j];
+    L->active[j] = t;
+  }
+  qsort(L->active, (size_t)k, sizeof *L->active, cmp_i64);
+  L->n_active = k;
+  return VOX_OK;
+}
+
 vox_status vox_loader_open(const char *manifest_path, const vox_loader_opts *opts, vox_loader **out) {
   *out = NULL;
   vox_loader_opts o = opts ? *opts : vox_loader_opts_default();
@@ -457,6 +486,8 @@ vox_status vox_loader_open(const char *manifest_path, const vox_loader_opts *opt
                       (long long)o.max_frames_in_batch);
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
     return vox_errorf(VOX_ERR_INVALID, "loader: rank %d outside world_size %d", o.rank, o.world_size);
+  if (!(o.fraction >= 0.0 && o.fraction <= 1.0))
+    return vox_errorf(VOX_ERR_INVALID, "loader: fraction must be in [0, 1] (got %g)", o.fraction);
   if (o.sample_rate <= 0 || o.n_mels <= 0 || o.batch_size < 0 || o.num_workers < 0 || o.lfr_m < 1 || o.lfr_n < 1)
     return vox_errorf(VOX_ERR_INVALID,
                       "loader: invalid options (sample_rate %d, n_mels %d, batch_size %d, num_workers %d, lfr %d/%d)",
@@ -502,6 +533,7 @@ vox_status vox_loader_open(const char *manifest_path, const vox_loader_opts *opt
       goto fail;
     }
   }
+  VOX_CHECK_GOTO(st, choose_subset(L), fail);
   L->n_slots = o.prefetch > 0 ? o.prefetch : 2 * (o.num_workers > 0 ? o.num_workers : 1);
   if (L->n_slots < o.num_workers) L->n_slots = o.num_workers; /* every worker can hold a batch */
   L->slots = calloc((size_t)L->n_slots, sizeof *L->slots);
@@ -526,6 +558,7 @@ void vox_loader_free(vox_loader *L) {
   free(L->slots);
   free(L->threads);
   free(L->planned);
+  free(L->active);
   vox_cmvn_free(L->cmvn);
   vox_manifest_free(L->man);
   pthread_mutex_destroy(&L->mu);

@@ -48,6 +48,7 @@ typedef struct vox_loader_opts {
   int batch_size;               /* cap on B; 0 = no cap */
   int bucket_window;            /* samples sorted together for bucketing; 0 = 100 * typical batch */
   bool shuffle;                 /* true */
+  double fraction;              /* use a seeded subset of this share of the samples (0 or 1: all) */
   uint64_t seed;
   int rank, world_size;         /* 0, 1 */
   int num_workers;              /* decoding threads; 0 = decode on the calling thread */

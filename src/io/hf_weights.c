@@ -315,7 +315,9 @@ vox_status vox_hf_load_params(vox_params *reg, const char *prefix, const char *p
   }
   if (pr->n_missing || pr->n_unexpected || pr->n_misshaped || pr->n_unreadable || pr->n_duplicate) {
     msgbuf m = {0};
-    msg_add(&m, "%s: cannot load into '%s*' (nothing was loaded):", src.where, prefix);
+    msg_add(&m, "%s: cannot load into '%s*', nothing was loaded (%d missing, %d unexpected, %d mis-shaped, "
+            "%d unreadable, %d loaded twice):", src.where, prefix, pr->n_missing, pr->n_unexpected, pr->n_misshaped,
+            pr->n_unreadable, pr->n_duplicate);
     report_list(&m, "parameters missing from the file", &pr->missing, pr->n_missing);
     report_list(&m, "unexpected tensors (strict)", &pr->unexpected, pr->n_unexpected);
     report_list(&m, "mis-shaped tensors", &pr->misshaped, pr->n_misshaped);

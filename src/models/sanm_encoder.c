@@ -4,14 +4,11 @@
 #include "models/sanm_encoder.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/autograd.h"
 #include "core/ops.h"
-#include "io/hf_config.h"
-#include "io/hf_weights.h"
 #include "nn/dropout.h"
 
 vox_sanm_encoder_config vox_sanm_encoder_config_small(void) {
@@ -27,35 +24,6 @@ vox_sanm_encoder_config vox_sanm_encoder_config_large(void) {
   c.attention_heads = 16;
   c.linear_units = 4096;
   return c;
-}
-
-vox_status vox_sanm_encoder_config_from_hf(const vox_hf_config *hf, vox_sanm_encoder_config *out) {
-  const char *type = NULL;
-  *out = (vox_sanm_encoder_config){0};
-  VOX_TRY(vox_hf_config_string(hf, "model_type", "", &type));
-  if (strcmp(type, "sensevoice") != 0)
-    return vox_errorf(VOX_ERR_INVALID, "sanm_encoder: %s: model_type \"%s\", expected \"sensevoice\"",
-                      vox_hf_config_path(hf), type);
-  static const char *const req[] = {"input_size", "output_size", "attention_heads", "linear_units",
-                                    "num_blocks", "tp_blocks", "kernel_size"};
-  int *dst[] = {&out->input_size, &out->output_size, &out->attention_heads, &out->linear_units,
-                &out->num_blocks, &out->tp_blocks, &out->kernel_size};
-  for (size_t i = 0; i < sizeof req / sizeof *req; i++) {
-    int64_t v;
-    VOX_TRY(vox_hf_config_int_req(hf, req[i], &v));
-    *dst[i] = (int)v;
-  }
-  int64_t shift;
-  double drop, adrop, eps;
-  VOX_TRY(vox_hf_config_int(hf, "sanm_shfit", 0, &shift));
-  VOX_TRY(vox_hf_config_float(hf, "dropout_rate", 0.1, &drop));
-  VOX_TRY(vox_hf_config_float(hf, "attention_dropout_rate", 0.1, &adrop));
-  VOX_TRY(vox_hf_config_float(hf, "layer_norm_eps", 1e-5, &eps));
-  out->sanm_shfit = (int)shift;
-  out->dropout_rate = (float)drop;
-  out->attention_dropout_rate = (float)adrop;
-  out->norm_eps = (float)eps;
-  return VOX_OK;
 }
 
 /* ---- masks ---------------------------------------------------------------------------------------------------- */
@@ -201,12 +169,12 @@ done:
  * dropout, so this path spells softmax out. Padded keys get -inf before and 0 after the softmax, as FunASR. */
 static vox_status attention_explicit(const vox_sanm_layer *l, vox_tensor *q, vox_tensor *k, vox_tensor *v,
                                      const sanm_masks *mk, vox_rng *rng, vox_tensor **out) {
-  vox_tensor *s = NULL, *ss = NULL, *sm = NULL, *p = NULL, *pm = NULL, *pd = NULL;
+  vox_tensor *qs = NULL, *ss = NULL, *sm = NULL, *p = NULL, *pm = NULL, *pd = NULL;
   vox_status st;
   *out = NULL;
-  double scale = 1.0 / sqrt((double)q->shape[3]);
-  VOX_CHECK_GOTO(st, vox_op_matmul(q, k, false, true, &s), done);
-  VOX_CHECK_GOTO(st, vox_op_affine(s, scale, 0.0, &ss), done);
+  /* q * d_k^-0.5 first, as FunASR: one [B, H, T, dk] tensor instead of another [B, H, T, T] */
+  VOX_CHECK_GOTO(st, vox_op_affine(q, 1.0 / sqrt((double)q->shape[3]), 0.0, &qs), done);
+  VOX_CHECK_GOTO(st, vox_op_matmul(qs, k, false, true, &ss), done);
   if (mk->pad_keys) {
     VOX_CHECK_GOTO(st, vox_op_masked_fill(ss, mk->pad_keys, -INFINITY, &sm), done);
     VOX_CHECK_GOTO(st, vox_op_softmax(sm, -1, &p), done);
@@ -217,7 +185,7 @@ static vox_status attention_explicit(const vox_sanm_layer *l, vox_tensor *q, vox
   VOX_CHECK_GOTO(st, vox_dropout_forward(&(vox_dropout){l->attention_dropout}, pm, true, rng, &pd), done);
   st = vox_op_matmul(pd, v, false, false, out);
 done:
-  vox_tensor_release(s);
+  vox_tensor_release(qs);
   vox_tensor_release(ss);
   vox_tensor_release(sm);
   vox_tensor_release(p);
@@ -389,48 +357,9 @@ fail:
   return vox_error_context(st, "sanm_encoder: ");
 }
 
-vox_status vox_sanm_encoder_load_hf(vox_sanm_encoder *m, vox_params *reg, const char *prefix, const char *dir) {
-  if (!prefix) prefix = "";
-  if (strcmp(prefix, m->prefix) != 0)
-    return vox_errorf(VOX_ERR_INVALID, "sanm_encoder: load_hf with prefix \"%s\" but the encoder was built with \"%s\"",
-                      prefix, m->prefix);
-  char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  FILE *f = fopen(path, "r");
-  if (f) { /* a directory with a config must describe this very model: mismatched sizes fail by name here */
-    fclose(f);
-    vox_hf_config *hf = NULL;
-    vox_sanm_encoder_config c;
-    VOX_TRY(vox_hf_config_load(dir, &hf));
-    vox_status st = vox_sanm_encoder_config_from_hf(hf, &c);
-    vox_hf_config_free(hf);
-    VOX_TRY(st);
-    const vox_sanm_encoder_config *o = &m->cfg;
-    if (c.input_size != o->input_size || c.output_size != o->output_size || c.attention_heads != o->attention_heads ||
-        c.linear_units != o->linear_units || c.num_blocks != o->num_blocks || c.tp_blocks != o->tp_blocks ||
-        c.kernel_size != o->kernel_size || c.sanm_shfit != o->sanm_shfit)
-      return vox_errorf(VOX_ERR_SHAPE,
-                        "sanm_encoder: %s describes input %d, d %d, heads %d, units %d, blocks %d+%d, kernel %d, "
-                        "shift %d; the encoder was built with %d, %d, %d, %d, %d+%d, %d, %d",
-                        path, c.input_size, c.output_size, c.attention_heads, c.linear_units, c.num_blocks,
-                        c.tp_blocks, c.kernel_size, c.sanm_shfit, o->input_size, o->output_size, o->attention_heads,
-                        o->linear_units, o->num_blocks, o->tp_blocks, o->kernel_size, o->sanm_shfit);
-  }
-  /* Only this encoder's parameters count as "missing": a registry shared with an LLM or a projector holds others
-   * under the same (possibly empty) prefix. A scratch registry retains just ours; loading copies into them. */
-  char own[VOX_PARAM_NAME_MAX];
-  snprintf(own, sizeof own, "%sencoder.", prefix);
-  vox_params *sub = NULL;
-  VOX_TRY(vox_params_new(&sub));
-  vox_status st = VOX_OK;
-  for (int i = 0; i < reg->count && st == VOX_OK; i++)
-    if (strncmp(reg->items[i].name, own, strlen(own)) == 0) st = vox_params_add(sub, reg->items[i].name, reg->items[i].tensor);
-  if (st == VOX_OK) {
-    vox_hf_load_opts opts = {.strict = true};
-    st = vox_hf_load_params(sub, prefix, dir, &opts);
-  }
-  vox_params_free(sub);
-  return st == VOX_OK ? st : vox_error_context(st, "sanm_encoder: loading %s: ", dir);
+void vox_sanm_encoder_set_checkpoint(vox_sanm_encoder *m, bool on) {
+  m->cfg.checkpoint = on;
+  for (int i = 0; i < m->n_layers; i++) m->layers[i].checkpoint = on;
 }
 
 void vox_sanm_encoder_release(vox_sanm_encoder *m) {

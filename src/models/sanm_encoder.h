@@ -1,9 +1,10 @@
 /* SenseVoice-style SAN-M speech encoder (FunASR SenseVoiceEncoderSmall): LFR fbank in, self-attention with an
- * FSMN memory block per layer, FunASR's parameter names under a prefix. Owns src/models/sanm_encoder.{h,c}.
+ * FSMN memory block per layer, FunASR's parameter names under a prefix. Owns src/models/sanm_encoder.{h,c} and
+ * sanm_encoder_hf.c (config.json and safetensors).
  *
- * Semantics follow modelscope/FunASR funasr/models/sense_voice/model.py (SinusoidalPositionEncoder,
- * MultiHeadedAttentionSANM, EncoderLayerSANM, SenseVoiceEncoderSmall; the copy at commit 0170f534b017, identical in
- * these classes to funasr/models/sanm/attention.py + encoder.py):
+ * Semantics follow modelscope/FunASR funasr/models/sense_voice/model.py at commit 0170f534b017 (its own copies of
+ * SinusoidalPositionEncoder, MultiHeadedAttentionSANM, EncoderLayerSANM, and SenseVoiceEncoderSmall; LayerNorm eps
+ * 1e-5 there, unlike Paraformer's SANMEncoder with 1e-12):
  *   x = feats * sqrt(output_size) + sinusoid(positions 1..T, depth input_size)
  *   encoders0 (1 layer, input_size -> output_size), encoders (num_blocks - 1 layers), after_norm,
  *   tp_encoders (tp_blocks layers), tp_norm.
@@ -52,7 +53,8 @@ vox_sanm_encoder_config vox_sanm_encoder_config_large(void);
 
 /* From a config.json with model_type "sensevoice" (written by data_tools/convert_funasr.py): input_size,
  * output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size required; sanm_shfit (0),
- * dropout_rate (0.1), attention_dropout_rate (0.1), layer_norm_eps (1e-5) optional. checkpoint stays false. */
+ * dropout_rate (0.1), attention_dropout_rate (0.1), layer_norm_eps (1e-5) optional. checkpoint stays false.
+ * Refused by name: another model_type, sizes that cannot build (checked again by init). */
 vox_status vox_sanm_encoder_config_from_hf(const vox_hf_config *hf, vox_sanm_encoder_config *out);
 
 typedef struct vox_sanm_layer {
@@ -93,10 +95,19 @@ vox_status vox_sanm_encoder_init(vox_sanm_encoder *m, vox_params *reg, const cha
  * does (they attend to the valid frames) and carry no meaning. */
 vox_status vox_sanm_encoder_forward(vox_sanm_encoder *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                     vox_rng *rng, vox_tensor **hidden, vox_tensor **out_lengths);
-/* Loads dir/model.safetensors (or a sharded index) into the parameters m registered; prefix must be the one
- * given to vox_sanm_encoder_init (file names are FunASR's "encoder...." names). Strict: every encoder parameter
- * must be in the file and nothing else may be. dir/config.json, when present, must describe m's sizes. */
+/* Reads dir/config.json (model_type "sensevoice"), builds the encoder under prefix in reg and loads
+ * dir/model.safetensors (or a sharded index) into it, all-or-nothing: every encoder parameter must be in the file,
+ * mis-shaped or unknown "encoder.*" tensors are errors naming them; tensors outside "encoder." (a full SenseVoice
+ * save's ctc.*, embed.*) are skipped. Other modules' parameters in a shared registry are left alone. On failure m
+ * is released but its parameters stay in reg (unloaded): discard that registry. */
 vox_status vox_sanm_encoder_load_hf(vox_sanm_encoder *m, vox_params *reg, const char *prefix, const char *dir);
+/* Writes dir/config.json and dir/model.safetensors (FunASR names "encoder....", on_disk VOX_F32 or VOX_BF16), what
+ * vox_sanm_encoder_load_hf reads back; e.g. the export of an encoder fine-tuned in full-align. am.mvn is not
+ * written (the caller copies the frontend's). */
+vox_status vox_sanm_encoder_save_hf(const vox_sanm_encoder *m, const vox_params *reg, const char *dir,
+                                    vox_dtype on_disk);
+/* Turns activation checkpointing per layer on or off (after load_hf, which builds without it). */
+void vox_sanm_encoder_set_checkpoint(vox_sanm_encoder *m, bool on);
 /* Frees the layer array (the parameters belong to the registry). */
 void vox_sanm_encoder_release(vox_sanm_encoder *m);
 

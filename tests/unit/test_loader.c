@@ -296,3 +296,40 @@ Test(loader, bad_audio_is_an_error_naming_it) {
     vox_loader_free(L);
   }
 }
+
+/* fraction: a fixed seeded subset, each of its samples once per epoch on every world size, the rest never. */
+Test(loader, fraction_uses_a_fixed_subset) {
+  int seen_in[2][N_SAMPLES] = {{0}};
+  for (int64_t epoch = 0; epoch < 2; epoch++)
+    for (int W = 1; W <= 3; W += 2) {
+      int count[N_SAMPLES] = {0};
+      for (int r = 0; r < W; r++) {
+        vox_loader_opts o = opts_base();
+        o.fraction = 0.3;
+        o.world_size = W;
+        o.rank = r;
+        o.max_frames_in_batch = 1000;
+        vox_loader *L = open_ok(&o);
+        for (int64_t j = 0; j < vox_loader_num_batches(L, epoch); j++) {
+          int64_t *idx, n;
+          VT_OK(vox_loader_plan_batch(L, epoch, j, &idx, &n));
+          for (int64_t k = 0; k < n; k++) count[idx[k]]++;
+          free(idx);
+        }
+        vox_loader_free(L);
+      }
+      int used = 0;
+      for (int i = 0; i < N_SAMPLES; i++) {
+        cr_assert(count[i] <= 1, "sample %d seen %d times", i, count[i]);
+        used += count[i];
+        if (W == 1) seen_in[epoch][i] = count[i];
+        else cr_assert_eq(count[i], seen_in[epoch][i], "world %d picks another subset than world 1", W);
+      }
+      cr_assert_eq(used, 11, "round(0.3 * 37) samples"); /* 11.1 -> 11 */
+    }
+  for (int i = 0; i < N_SAMPLES; i++) cr_assert_eq(seen_in[0][i], seen_in[1][i], "the subset changed between epochs");
+  vox_loader_opts o = opts_base();
+  o.fraction = 1.5;
+  vox_loader *bad = NULL;
+  cr_assert_eq(vox_loader_open(manifest, &o, &bad), VOX_ERR_INVALID);
+}

@@ -1,12 +1,14 @@
 /* SAN-M encoder against PyTorch goldens (tests/fixtures/sanm/make_golden.py, FunASR SenseVoiceEncoderSmall
  * semantics): weights loaded from the FunASR converter's output, hidden states of a padded batch and gradients of a
  * scalar loss for inputs and weights; also the explicit-softmax path, checkpointing, and loading errors. */
+#define _GNU_SOURCE /* mkdtemp, symlink */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/autograd.h"
-#include "io/hf_config.h"
 #include "io/npy.h"
 #include "models/sanm_encoder.h"
 #include <criterion/logging.h>
@@ -53,16 +55,9 @@ typedef struct golden {
 } golden;
 
 static void golden_open(const char *model, const char *prefix, bool checkpoint, golden *g) {
-  vox_hf_config *hf = NULL;
-  vox_sanm_encoder_config cfg;
-  VT_OK(vox_hf_config_load(vt_fixture(model), &hf));
-  VT_OK(vox_sanm_encoder_config_from_hf(hf, &cfg));
-  vox_hf_config_free(hf);
-  cfg.checkpoint = checkpoint;
   VT_OK(vox_params_new(&g->reg));
-  vox_rng rng = vox_rng_make(5);
-  VT_OK(vox_sanm_encoder_init(&g->enc, g->reg, prefix, &cfg, &rng));
   VT_OK(vox_sanm_encoder_load_hf(&g->enc, g->reg, prefix, vt_fixture(model)));
+  vox_sanm_encoder_set_checkpoint(&g->enc, checkpoint);
 }
 
 static void golden_close(golden *g) {
@@ -227,38 +222,101 @@ Test(sanm_golden, padded_row_equals_row_alone) {
   golden_close(&g);
 }
 
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
 Test(sanm_golden, load_errors_name_the_problem) {
-  /* sizes that disagree with config.json */
-  vox_hf_config *hf = NULL;
-  vox_sanm_encoder_config cfg;
-  VT_OK(vox_hf_config_load(vt_fixture("sanm/tiny"), &hf));
-  VT_OK(vox_sanm_encoder_config_from_hf(hf, &cfg));
-  vox_hf_config_free(hf);
-  cfg.linear_units = 48;
+  char dir[] = "/tmp/vox_sanm_XXXXXX", path[512], target[512];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  snprintf(target, sizeof target, "%s/model.safetensors", vt_fixture("sanm/tiny"));
+  cr_assert_eq(symlink(target, path), 0);
+  /* a config.json whose sizes disagree with the weights: the mis-shaped tensors are named */
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  write_file(path, "{\"model_type\": \"sensevoice\", \"input_size\": 40, \"output_size\": 32, "
+                   "\"attention_heads\": 4, \"linear_units\": 48, \"num_blocks\": 3, \"tp_blocks\": 1, "
+                   "\"kernel_size\": 5}");
   vox_params *reg = NULL;
-  VT_OK(vox_params_new(&reg));
-  vox_rng rng = vox_rng_make(1);
   vox_sanm_encoder enc;
-  VT_OK(vox_sanm_encoder_init(&enc, reg, "", &cfg, &rng));
-  cr_assert_neq(vox_sanm_encoder_load_hf(&enc, reg, "", vt_fixture("sanm/tiny")), VOX_OK);
-  cr_assert(strstr(vox_last_error(), "units") != NULL, "message: %s", vox_last_error());
-  cr_assert_neq(vox_sanm_encoder_load_hf(&enc, reg, "x.", vt_fixture("sanm/tiny")), VOX_OK);
-  cr_assert(strstr(vox_last_error(), "prefix") != NULL, "message: %s", vox_last_error());
-  vox_sanm_encoder_release(&enc);
-  vox_params_free(reg);
-  /* a registry shared with other modules: only the encoder's own parameters are required from the file */
   VT_OK(vox_params_new(&reg));
-  VT_OK(vox_params_create(reg, "model.embed_tokens.weight", VOX_CPU, 2, (int64_t[]){3, 4}, NULL));
-  cfg.linear_units = 32;
-  VT_OK(vox_sanm_encoder_init(&enc, reg, "", &cfg, &rng));
+  cr_assert_neq(vox_sanm_encoder_load_hf(&enc, reg, "", dir), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "feed_forward.w_1.weight") != NULL, "message: %s", vox_last_error());
+  vox_params_free(reg);
+  /* one block fewer than the file holds: its tensors are unexpected */
+  write_file(path, "{\"model_type\": \"sensevoice\", \"input_size\": 40, \"output_size\": 32, "
+                   "\"attention_heads\": 4, \"linear_units\": 32, \"num_blocks\": 2, \"tp_blocks\": 1, "
+                   "\"kernel_size\": 5}");
+  VT_OK(vox_params_new(&reg));
+  cr_assert_neq(vox_sanm_encoder_load_hf(&enc, reg, "", dir), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "encoder.encoders.1.") != NULL, "message: %s", vox_last_error());
+  vox_params_free(reg);
+  /* another model type */
+  write_file(path, "{\"model_type\": \"whisper\", \"d_model\": 32}");
+  VT_OK(vox_params_new(&reg));
+  cr_assert_neq(vox_sanm_encoder_load_hf(&enc, reg, "", dir), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "sensevoice") != NULL, "message: %s", vox_last_error());
+  vox_params_free(reg);
+  snprintf(path, sizeof path, "rm -rf '%s'", dir);
+  cr_assert_eq(system(path), 0);
+
+  /* a registry shared with other modules under the same (empty) prefix: only the encoder's parameters are
+   * required from the file, and the others are left untouched */
+  VT_OK(vox_params_new(&reg));
+  vox_tensor *other = NULL;
+  VT_OK(vox_params_create(reg, "model.embed_tokens.weight", VOX_CPU, 2, (int64_t[]){3, 4}, &other));
+  VT_OK(vox_init_constant(other, 7.0));
   VT_OK(vox_sanm_encoder_load_hf(&enc, reg, "", vt_fixture("sanm/tiny")));
+  cr_assert_eq(vox_tensor_f32(other)[5], 7.0f);
   vox_sanm_encoder_release(&enc);
   vox_params_free(reg);
-  /* a config of another model type */
-  VT_OK(vox_hf_config_parse("{\"model_type\": \"whisper\"}", "<inline>", &hf));
-  cr_assert_neq(vox_sanm_encoder_config_from_hf(hf, &cfg), VOX_OK);
-  cr_assert(strstr(vox_last_error(), "sensevoice") != NULL, "message: %s", vox_last_error());
-  vox_hf_config_free(hf);
+}
+
+/* save_hf writes what load_hf reads: same config, same outputs (f32 exactly; bf16 to its rounding). */
+Test(sanm_golden, save_and_reload_round_trip) {
+  golden g;
+  golden_open("sanm/shift", "audio.", false, &g);
+  char dir[] = "/tmp/vox_sanm_XXXXXX", cmd[512];
+  cr_assert_not_null(mkdtemp(dir));
+  VT_OK(vox_params_create(g.reg, "audio.projector.weight", VOX_CPU, 1, (int64_t[]){2}, NULL)); /* not saved */
+  VT_OK(vox_sanm_encoder_save_hf(&g.enc, g.reg, dir, VOX_F32));
+  vox_params *reg2 = NULL;
+  vox_sanm_encoder enc2;
+  VT_OK(vox_params_new(&reg2));
+  VT_OK(vox_sanm_encoder_load_hf(&enc2, reg2, "", dir));
+  cr_assert_eq(enc2.cfg.sanm_shfit, 1);
+  cr_assert_eq(enc2.cfg.kernel_size, 4);
+  cr_assert_eq(vox_params_count(reg2, false), vox_params_count(g.reg, false) - 1);
+  vox_tensor *feats = load_npy("sanm/shift", "feats.npy"), *lens = load_npy("sanm/shift", "lengths.npy");
+  vox_tensor *h1 = NULL, *h2 = NULL;
+  vox_no_grad_begin();
+  VT_OK(vox_sanm_encoder_forward(&g.enc, feats, lens, false, NULL, &h1, NULL));
+  VT_OK(vox_sanm_encoder_forward(&enc2, feats, lens, false, NULL, &h2, NULL));
+  vox_no_grad_end();
+  vt_assert_close(h2, h1, 0.0, 0.0, "reloaded f32 encoder");
+  vox_tensor_release(h2);
+  vox_sanm_encoder_release(&enc2);
+  vox_params_free(reg2);
+  /* bf16 on disk: the values round, the encoder still loads and stays close */
+  VT_OK(vox_sanm_encoder_save_hf(&g.enc, g.reg, dir, VOX_BF16));
+  VT_OK(vox_params_new(&reg2));
+  VT_OK(vox_sanm_encoder_load_hf(&enc2, reg2, "", dir));
+  vox_no_grad_begin();
+  VT_OK(vox_sanm_encoder_forward(&enc2, feats, lens, false, NULL, &h2, NULL));
+  vox_no_grad_end();
+  expect_close(h2, h1, 3e-2, "reloaded bf16 encoder");
+  vox_tensor_release(h1);
+  vox_tensor_release(h2);
+  vox_tensor_release(feats);
+  vox_tensor_release(lens);
+  vox_sanm_encoder_release(&enc2);
+  vox_params_free(reg2);
+  golden_close(&g);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
 }
 
 Test(sanm_golden, presets_and_parameter_count) {

@@ -124,10 +124,18 @@ typedef struct lt_key {
   uint32_t align_a, align_b, align_c, pad; /* no implicit padding: keys are hashed and compared as bytes */
 } lt_key;
 
+/* A cached problem: the heuristic's algorithm and the descriptors it was chosen for (immutable once built, so
+ * later calls skip both the heuristic and descriptor creation). */
+typedef struct lt_plan {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
 typedef struct lt_slot {
   bool used;
   lt_key key;
-  cublasLtMatmulAlgo_t algo;
+  lt_plan plan;
 } lt_slot;
 
 _Static_assert(sizeof(lt_key) == 24 + 5 * 8 + 7 * 8 + 4 * 4, "lt_key has no padding");
@@ -168,27 +176,60 @@ static vox_status set_layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, uint64
   return VOX_OK;
 }
 
-/* One cublasLtMatmul: D = C = alpha * op(A') op(B') + beta * C with A' the "b" operand and B' the "a" one. */
-static vox_status lt_run(const lt_call *call) {
-  const lt_key *k = &call->key;
-  cublasLtMatmulDesc_t desc = NULL;
-  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+static void plan_destroy(lt_plan *p) {
+  if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+  if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+  if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+  if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+  memset(p, 0, sizeof *p);
+}
+
+/* Descriptors for key k and the heuristic's first algorithm for them. */
+static vox_status plan_build(const lt_key *k, lt_plan *p) {
+  memset(p, 0, sizeof *p);
   cublasLtMatmulPreference_t pref = NULL;
-  vox_status st = lt_check(cublasLtMatmulDescCreate(&desc, (cublasComputeType_t)k->compute, CUDA_R_32F), "matmul desc");
+  vox_status st = lt_check(cublasLtMatmulDescCreate(&p->desc, (cublasComputeType_t)k->compute, CUDA_R_32F), "matmul desc");
   int32_t opa = k->op_a, opb = k->op_b;
   if (st == VOX_OK)
-    st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "transa");
+    st = lt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "transa");
   if (st == VOX_OK)
-    st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "transb");
+    st = lt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "transb");
   /* Stored layouts: A' is [rows_a, ...] with op_a, B' likewise; C is [m, n]. */
   uint64_t cols_a = opa == CUBLAS_OP_N ? k->k : k->m, cols_b = opb == CUBLAS_OP_N ? k->n : k->k;
   if (st == VOX_OK)
-    st = set_layout(&la, (cudaDataType_t)k->ab_type, k->rows_a, cols_a, k->lda, k->batch, k->stride_a);
+    st = set_layout(&p->la, (cudaDataType_t)k->ab_type, k->rows_a, cols_a, k->lda, k->batch, k->stride_a);
   if (st == VOX_OK)
-    st = set_layout(&lb, (cudaDataType_t)k->ab_type, k->rows_b, cols_b, k->ldb, k->batch, k->stride_b);
-  if (st == VOX_OK) st = set_layout(&lc, (cudaDataType_t)k->c_type, k->m, k->n, k->ldc, k->batch, k->stride_c);
-  if (st != VOX_OK) goto done;
+    st = set_layout(&p->lb, (cudaDataType_t)k->ab_type, k->rows_b, cols_b, k->ldb, k->batch, k->stride_b);
+  if (st == VOX_OK) st = set_layout(&p->lc, (cudaDataType_t)k->c_type, k->m, k->n, k->ldc, k->batch, k->stride_c);
+  if (st == VOX_OK) st = lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
+  uint64_t ws = BLAS_WORKSPACE;
+  if (st == VOX_OK)
+    st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+                  "workspace preference");
+  const cublasLtMatmulPreferenceAttributes_t attrs[3] = {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
+  const uint32_t aligns[3] = {k->align_a, k->align_b, k->align_c};
+  for (int i = 0; i < 3 && st == VOX_OK; i++)
+    st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, attrs[i], &aligns[i], sizeof aligns[i]), "alignment");
+  cublasLtMatmulHeuristicResult_t res;
+  int found = 0;
+  if (st == VOX_OK)
+    st = lt_check(cublasLtMatmulAlgoGetHeuristic(blas_handle, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found),
+                  "algorithm heuristic");
+  if (st == VOX_OK && found < 1)
+    st = vox_errorf(VOX_ERR_UNSUPPORTED, "matmul kernel (cuda): cuBLASLt has no algorithm for m=%llu n=%llu k=%llu",
+                    (unsigned long long)k->m, (unsigned long long)k->n, (unsigned long long)k->k);
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (st == VOX_OK) p->algo = res.algo;
+  else plan_destroy(p);
+  return st;
+}
 
+/* One cublasLtMatmul: D = C = alpha * op(A') op(B') + beta * C with A' the "b" operand and B' the "a" one. */
+static vox_status lt_run(const lt_call *call) {
+  const lt_key *k = &call->key;
+  lt_plan plan, *use = NULL;
   pthread_mutex_lock(&blas_lock);
   uint64_t h = key_hash(k);
   lt_slot *slot = NULL;
@@ -199,50 +240,29 @@ static vox_status lt_run(const lt_call *call) {
       break;
     }
   }
-  cublasLtMatmulAlgo_t algo;
-  bool cached = slot && slot->used;
-  if (cached) algo = slot->algo;
+  if (slot && slot->used) use = &slot->plan;
   pthread_mutex_unlock(&blas_lock);
 
-  if (!cached) {
-    st = lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    uint64_t ws = BLAS_WORKSPACE;
-    if (st == VOX_OK)
-      st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
-                    "workspace preference");
-    const cublasLtMatmulPreferenceAttributes_t attrs[3] = {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
-    const uint32_t aligns[3] = {k->align_a, k->align_b, k->align_c};
-    for (int i = 0; i < 3 && st == VOX_OK; i++)
-      st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, attrs[i], &aligns[i], sizeof aligns[i]), "alignment");
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
-    if (st == VOX_OK)
-      st = lt_check(cublasLtMatmulAlgoGetHeuristic(blas_handle, desc, la, lb, lc, lc, pref, 1, &res, &found),
-                    "algorithm heuristic");
-    if (st == VOX_OK && found < 1)
-      st = vox_errorf(VOX_ERR_UNSUPPORTED, "matmul kernel (cuda): cuBLASLt has no algorithm for m=%llu n=%llu k=%llu",
-                      (unsigned long long)k->m, (unsigned long long)k->n, (unsigned long long)k->k);
-    if (st != VOX_OK) goto done;
-    algo = res.algo;
+  bool owned = false;
+  if (!use) {
+    VOX_TRY(plan_build(k, &plan));
+    use = &plan;
+    owned = true;
     pthread_mutex_lock(&blas_lock);
-    if (slot && !slot->used) {
+    if (slot && !slot->used) { /* first come keeps the slot; a full cache just rebuilds each call */
       slot->key = *k;
-      slot->algo = algo;
+      slot->plan = plan;
       slot->used = true;
+      use = &slot->plan;
+      owned = false;
     }
     pthread_mutex_unlock(&blas_lock);
   }
-  st = lt_check(cublasLtMatmul(blas_handle, desc, &call->alpha, call->a, la, call->b, lb, &call->beta, call->c_in, lc,
-                               call->c, lc, &algo, blas_workspace, BLAS_WORKSPACE, blas_stream()),
-                "cublasLtMatmul");
-done:
-  if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (la) cublasLtMatrixLayoutDestroy(la);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (lc) cublasLtMatrixLayoutDestroy(lc);
-  if (desc) cublasLtMatmulDescDestroy(desc);
+  vox_status st = lt_check(cublasLtMatmul(blas_handle, use->desc, &call->alpha, call->a, use->la, call->b, use->lb,
+                                          &call->beta, call->c_in, use->lc, call->c, use->lc, &use->algo,
+                                          blas_workspace, BLAS_WORKSPACE, blas_stream()),
+                           "cublasLtMatmul");
+  if (owned) plan_destroy(&plan);
   return st;
 }
 

@@ -96,6 +96,19 @@ vox_status vox_op_attention(vox_tensor *q, vox_tensor *k, vox_tensor *v, const v
   char b1[96], b2[96];
   *out = NULL;
   VOX_TRY(check_operands(q, k, v, mask));
+  if (q->device != VOX_CPU && vox_matmul_precision(q->device) == VOX_PRECISION_BF16 && q->dtype == VOX_F32) {
+    /* Mixed precision (core/backend.h): bf16 q/k/v through the differentiable cast, f32 output. The CPU
+     * attention kernel is f32-only, so there the setting covers GEMMs alone. */
+    vox_tensor *c[3] = {NULL, NULL, NULL}, *o16 = NULL;
+    vox_tensor *in[3] = {q, k, v};
+    vox_status st = VOX_OK;
+    for (int i = 0; i < 3 && st == VOX_OK; i++) st = vox_op_cast(in[i], VOX_BF16, &c[i]);
+    if (st == VOX_OK) st = vox_op_attention(c[0], c[1], c[2], mask, scale, &o16);
+    if (st == VOX_OK) st = vox_op_cast(o16, VOX_F32, out);
+    for (int i = 0; i < 3; i++) vox_tensor_release(c[i]);
+    vox_tensor_release(o16);
+    return st;
+  }
   int64_t B = q->shape[0], Hq = q->shape[1], T = q->shape[2], D = q->shape[3], S = k->shape[2], Dv = v->shape[3];
   vox_attention_params p = {.scale = scale != 0 ? scale : (float)(1.0 / sqrt((double)D))};
   if (mask) {

@@ -24,6 +24,30 @@ static vox_status check_float(const char *op, const char *what, const vox_tensor
   return VOX_OK;
 }
 
+/* ---- mixed precision (vox_set_matmul_precision) ------------------------------------------------------------- */
+
+/* Whether a product with these operands runs in bf16 under the device's precision setting. */
+static bool bf16_policy(const vox_tensor *a, const vox_tensor *b) {
+  return vox_matmul_precision(a->device) == VOX_PRECISION_BF16 && (a->dtype == VOX_F32 || (b && b->dtype == VOX_F32));
+}
+/* x as bf16 through the differentiable cast (x itself, retained, when already bf16). */
+static vox_status bf16_operand(vox_tensor *x, vox_tensor **out) {
+  if (x->dtype == VOX_BF16) {
+    *out = vox_tensor_retain(x);
+    return VOX_OK;
+  }
+  return vox_op_cast(x, VOX_BF16, out);
+}
+/* The output gradient in the dtype of the saved bf16 operands, so backward GEMMs stay on bf16 tensor cores
+ * (an f32 gradient against a bf16 operand would otherwise run in f32). No autograd: inside backward. */
+static vox_status grad_as(vox_tensor *g, vox_dtype dtype, vox_tensor **out) {
+  if (g->dtype == dtype || dtype != VOX_BF16) {
+    *out = vox_tensor_retain(g);
+    return VOX_OK;
+  }
+  return vox_tensor_to(g, g->device, dtype, out);
+}
+
 /* Broadcast batch shape of a [..., r, c] and b [..., r, c] (the last two dims excluded). */
 static vox_status batch_shape(const char *op, const vox_tensor *a, const vox_tensor *b, int *nb, int64_t *shape) {
   char b1[96], b2[96];
@@ -134,24 +158,31 @@ static vox_status grad_gemm(vox_tensor *x, vox_tensor *y, bool tx, bool ty, int 
   return st;
 }
 
-static vox_status matmul_backward(vox_node *node, vox_tensor *g, vox_tensor **grad_in) {
+static vox_status matmul_backward(vox_node *node, vox_tensor *g0, vox_tensor **grad_in) {
   const matmul_ctx *c = (const matmul_ctx *)node->ctx;
   bool ta = c->trans_a, tb = c->trans_b;
   const vox_edge *ea = &node->inputs[0], *eb = &node->inputs[1];
+  vox_tensor *g = NULL;
+  VOX_TRY(grad_as(g0, ea->dtype == VOX_BF16 && eb->dtype == VOX_BF16 ? VOX_BF16 : g0->dtype, &g));
+  vox_status st = VOX_OK;
   if (vox_node_needs_grad(node, 0)) {
     vox_tensor *b = node->saved[c->saved_b];
     /* C = op(A) op(B): d op(A) = dC op(B)^T; stored A^T gets the transpose of that, op(B) dC^T. */
-    if (!ta) VOX_TRY(grad_gemm(g, b, false, !tb, ea->ndim, ea->shape, ea->dtype, &grad_in[0]));
-    else VOX_TRY(grad_gemm(b, g, tb, true, ea->ndim, ea->shape, ea->dtype, &grad_in[0]));
+    if (!ta) st = grad_gemm(g, b, false, !tb, ea->ndim, ea->shape, ea->dtype, &grad_in[0]);
+    else st = grad_gemm(b, g, tb, true, ea->ndim, ea->shape, ea->dtype, &grad_in[0]);
   }
-  if (vox_node_needs_grad(node, 1)) {
+  if (st == VOX_OK && vox_node_needs_grad(node, 1)) {
     vox_tensor *a = node->saved[c->saved_a];
     /* d op(B) = op(A)^T dC; stored B^T gets dC^T op(A). */
-    if (!tb) VOX_TRY(grad_gemm(a, g, !ta, false, eb->ndim, eb->shape, eb->dtype, &grad_in[1]));
-    else VOX_TRY(grad_gemm(g, a, true, ta, eb->ndim, eb->shape, eb->dtype, &grad_in[1]));
+    if (!tb) st = grad_gemm(a, g, !ta, false, eb->ndim, eb->shape, eb->dtype, &grad_in[1]);
+    else st = grad_gemm(g, a, true, ta, eb->ndim, eb->shape, eb->dtype, &grad_in[1]);
   }
-  return VOX_OK;
+  vox_tensor_release(g);
+  return st;
 }
+
+static vox_status matmul_record(vox_tensor *a, vox_tensor *b, bool trans_a, bool trans_b, vox_dtype dtype,
+                                vox_tensor **out);
 
 vox_status vox_op_matmul(vox_tensor *a, vox_tensor *b, bool trans_a, bool trans_b, vox_tensor **out) {
   char b1[96], b2[96];
@@ -170,7 +201,20 @@ vox_status vox_op_matmul(vox_tensor *a, vox_tensor *b, bool trans_a, bool trans_
     return vox_errorf(VOX_ERR_SHAPE, "matmul: %s%s @ %s%s: inner dims %lld != %lld",
                       vox_tensor_describe(a, b1, sizeof b1), trans_a ? "^T" : "",
                       vox_tensor_describe(b, b2, sizeof b2), trans_b ? "^T" : "", (long long)ka, (long long)kb);
-  vox_dtype dtype = a->dtype == b->dtype ? a->dtype : VOX_F32;
+  if (bf16_policy(a, b)) { /* mixed precision: bf16 operands, f32 result (core/backend.h) */
+    vox_tensor *a16 = NULL, *b16 = NULL;
+    vox_status st = bf16_operand(a, &a16);
+    if (st == VOX_OK) st = bf16_operand(b, &b16);
+    if (st == VOX_OK) st = matmul_record(a16, b16, trans_a, trans_b, VOX_F32, out);
+    vox_tensor_release(a16);
+    vox_tensor_release(b16);
+    return st;
+  }
+  return matmul_record(a, b, trans_a, trans_b, a->dtype == b->dtype ? a->dtype : VOX_F32, out);
+}
+
+static vox_status matmul_record(vox_tensor *a, vox_tensor *b, bool trans_a, bool trans_b, vox_dtype dtype,
+                                vox_tensor **out) {
   VOX_TRY(gemm_new("matmul", a, b, trans_a, trans_b, dtype, out));
   vox_tensor *inputs[2] = {a, b};
   vox_node *node = NULL;
@@ -197,10 +241,11 @@ static vox_status run_gemm2(const char *op, const vox_tensor *a, const vox_tenso
   return vox_kernel_run(op, VOX_K_MATMUL, &args);
 }
 
-static vox_status linear_backward(vox_node *node, vox_tensor *g, vox_tensor **grad_in) {
+static vox_status linear_backward(vox_node *node, vox_tensor *g0, vox_tensor **grad_in) {
   const linear_ctx *c = (const linear_ctx *)node->ctx;
   const vox_edge *ex = &node->inputs[0], *ew = &node->inputs[1], *eb = &node->inputs[2];
-  vox_tensor *g2 = NULL, *x2 = NULL, *view = NULL, *ones = NULL;
+  vox_tensor *g = NULL, *g2 = NULL, *x2 = NULL, *view = NULL, *ones = NULL;
+  VOX_TRY(grad_as(g0, ex->dtype == VOX_BF16 && ew->dtype == VOX_BF16 ? VOX_BF16 : g0->dtype, &g));
   vox_status st = as_rows(g, &g2); /* [R, out] */
   int64_t rows = g2 ? g2->shape[0] : 0, n_out = g2 ? g2->shape[1] : 0;
   if (st == VOX_OK && vox_node_needs_grad(node, 0)) {
@@ -220,17 +265,20 @@ static vox_status linear_backward(vox_node *node, vox_tensor *g, vox_tensor **gr
   if (st == VOX_OK && vox_node_needs_grad(node, 2)) {
     /* db = 1^T dY, a [1, R] @ [R, out] GEMM (column sums on the same BLAS path). */
     int64_t oshape[2] = {1, rows}, bshape[2] = {1, n_out};
-    st = vox_tensor_full(VOX_F32, g->device, 2, oshape, 1.0, &ones);
+    st = vox_tensor_full(g2->dtype, g->device, 2, oshape, 1.0, &ones); /* bf16 ones keep a bf16 GEMM */
     if (st == VOX_OK) st = vox_tensor_empty(eb->dtype, g->device, 1, eb->shape, &grad_in[2]);
     if (st == VOX_OK) st = vox_tensor_view_reshape(grad_in[2], 2, bshape, &view);
     if (st == VOX_OK) st = run_gemm2("linear backward", ones, g2, false, false, 0.0f, view);
   }
+  vox_tensor_release(g);
   vox_tensor_release(g2);
   vox_tensor_release(x2);
   vox_tensor_release(view);
   vox_tensor_release(ones);
   return st;
 }
+
+static vox_status linear_record(vox_tensor *x, vox_tensor *w, vox_tensor *b, vox_dtype dtype, vox_tensor **out);
 
 vox_status vox_op_linear(vox_tensor *x, vox_tensor *w, vox_tensor *b, vox_tensor **out) {
   char b1[96], b2[96], b3[96];
@@ -248,12 +296,26 @@ vox_status vox_op_linear(vox_tensor *x, vox_tensor *w, vox_tensor *b, vox_tensor
                       (long long)w->shape[0]);
   if (w->device != x->device || (b && b->device != x->device))
     return vox_errorf(VOX_ERR_DEVICE, "linear: x, weight and bias must be on one device");
+  if (bf16_policy(x, w)) { /* mixed precision: bf16 x and weight, f32 result (core/backend.h) */
+    vox_tensor *x16 = NULL, *w16 = NULL;
+    vox_status st = bf16_operand(x, &x16);
+    if (st == VOX_OK) st = bf16_operand(w, &w16);
+    if (st == VOX_OK) st = linear_record(x16, w16, b, VOX_F32, out);
+    vox_tensor_release(x16);
+    vox_tensor_release(w16);
+    return st;
+  }
+  return linear_record(x, w, b, x->dtype, out);
+}
+
+/* y (dtype `dtype`) = x @ w^T + b with the autograd node; operands already checked. */
+static vox_status linear_record(vox_tensor *x, vox_tensor *w, vox_tensor *b, vox_dtype dtype, vox_tensor **out) {
   int64_t shape[VOX_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = w->shape[0];
   vox_tensor *x2 = NULL, *y2 = NULL, *bias = NULL;
   vox_status st = as_rows(x, &x2);
-  if (st == VOX_OK) st = vox_tensor_empty(x->dtype, x->device, x->ndim, shape, out);
+  if (st == VOX_OK) st = vox_tensor_empty(dtype, x->device, x->ndim, shape, out);
   int64_t shape2[2] = {x2 ? x2->shape[0] : 0, w->shape[0]};
   if (st == VOX_OK) st = vox_tensor_view_reshape(*out, 2, shape2, &y2);
   /* The bias is broadcast into the output first and the GEMM accumulates onto it (beta = 1). */
