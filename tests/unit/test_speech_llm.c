@@ -577,3 +577,40 @@ Test(speech_llm, sanm_front_end_builds_counts_and_trains) {
   vox_speech_llm_free(m);
   vox_config_free(c);
 }
+
+/* The trainer's exact resume relies on a step being a pure function of parameters, batch and seed. */
+Test(speech_llm, s2t_step_is_bit_reproducible) {
+  float *g[2] = {NULL, NULL};
+  double l[2];
+  int64_t n = 0;
+  for (int run = 0; run < 2; run++) {
+    vox_speech_llm *m = tiny(13);
+    VT_OK(vox_speech_llm_set_trainable(m, "llm.*", false, NULL));
+    batch t;
+    make_batch(&t);
+    vox_tensor *loss = NULL;
+    vox_rng rng = vox_rng_make(5);
+    VT_OK(vox_speech_llm_s2t_loss(m, &t.b, true, &rng, &loss, NULL));
+    VT_OK(vox_tensor_item(loss, &l[run]));
+    VT_OK(vox_backward(loss, NULL));
+    vox_tensor_release(loss);
+    n = 0;
+    for (int i = 0; i < m->params->count; i++)
+      if (m->params->items[i].tensor->grad) n += vox_tensor_numel(m->params->items[i].tensor);
+    g[run] = malloc((size_t)n * sizeof(float));
+    int64_t off = 0;
+    for (int i = 0; i < m->params->count; i++) {
+      vox_tensor *gr = m->params->items[i].tensor->grad;
+      if (!gr) continue;
+      VT_OK(vox_tensor_read_f32(gr, g[run] + off));
+      off += vox_tensor_numel(gr);
+    }
+    free_batch(&t);
+    vox_speech_llm_free(m);
+  }
+  cr_assert_eq(l[0], l[1]);
+  cr_assert(n > 0 && !memcmp(g[0], g[1], (size_t)n * sizeof(float)), "gradients differ between identical steps");
+  for (int64_t i = 0; i < n; i++) cr_assert(isfinite(g[0][i]), "gradient %lld is not finite", (long long)i);
+  free(g[0]);
+  free(g[1]);
+}
