@@ -14,6 +14,7 @@
 #include "models/model_config.h"
 #include "models/projector.h"
 #include "models/qwen2.h"
+#include "models/sanm_encoder.h"
 #include "models/voice_lm.h"
 #include "models/whisper_encoder.h"
 
@@ -21,7 +22,7 @@ typedef struct vox_speech_llm {
   vox_model_config cfg;
   vox_params *params; /* owned: every part's parameters */
   vox_whisper_encoder whisper; /* when cfg.encoder.kind == whisper: "audio_encoder.encoder.*" */
-  void *sanm;                  /* vox_sanm_encoder when kind == sanm (owned) */
+  vox_sanm_encoder *sanm;      /* owned, when kind == sanm: "audio_encoder.encoder.*" (FunASR names) */
   vox_projector in_proj;       /* "input_projector.*" */
   vox_qwen2 llm;               /* "llm.model.*", "llm.lm_head.weight" */
   vox_output_projector out_proj; /* "output_projector.linear.*" */
@@ -38,7 +39,8 @@ void vox_speech_llm_free(vox_speech_llm *m); /* NULL is fine */
  *   "hf:DIR"    HF safetensors (model.safetensors or a sharded index): names in the files are the part's names
  *               without the prefix. llm: Qwen2ForCausalLM names (a tied model may lack lm_head.weight);
  *               audio_encoder whisper: WhisperModel/WhisperForConditionalGeneration files ("model.encoder.*" or
- *               "encoder.*"; decoder tensors are skipped).
+ *               "encoder.*"; decoder tensors are skipped); sanm: data_tools/convert_funasr.py output ("encoder.*";
+ *               ctc.*, embed.* skipped).
  *   "ckpt:PATH" a vox HDF5 checkpoint whose /params group holds registry names ("llm.model.layers.0...").
  * Only that prefix is loaded; LoRA adapters (".lora_A/.lora_B") are not required to be present. Every tensor is
  * checked first (missing, mis-shaped: all listed in one error), so a failed load changes nothing. */

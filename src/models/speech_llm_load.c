@@ -33,6 +33,12 @@ static const char *whisper_rename(const char *file_name, char *buf, size_t cap, 
   return NULL;
 }
 
+/* SenseVoice files (data_tools/convert_funasr.py): the encoder is "encoder.*"; ctc.*, embed.* are not ours. */
+static const char *sanm_rename(const char *file_name, char *buf, size_t cap, void *ctx) {
+  (void)buf, (void)cap, (void)ctx;
+  return strncmp(file_name, "encoder.", 8) ? NULL : file_name;
+}
+
 static vox_status load_hf(vox_speech_llm *m, int part, const char *prefix, const char *dir) {
   static const char *const lora_globs[] = {"*.lora_A.weight", "*.lora_B.weight", NULL};
   static const char *const llm_missing[] = {"*.lora_A.weight", "*.lora_B.weight", NULL};
@@ -43,7 +49,7 @@ static vox_status load_hf(vox_speech_llm *m, int part, const char *prefix, const
     const vox_qwen2_config *q = part == 2 ? &m->cfg.llm : &m->cfg.voice_lm.lm;
     if (q->tie_word_embeddings) o.ignore_unexpected = tied_unexpected; /* some tied checkpoints still write it */
   }
-  if (part == 0 && m->cfg.encoder.kind == VOX_ENCODER_WHISPER) o.rename = whisper_rename;
+  if (part == 0) o.rename = m->cfg.encoder.kind == VOX_ENCODER_WHISPER ? whisper_rename : sanm_rename;
   return vox_hf_load_params(m->params, prefix, dir, &o);
 }
 
