@@ -8,7 +8,7 @@ packages=(build-essential cmake pkg-config git
   libopenblas-dev libyaml-dev libhdf5-dev libsndfile1-dev libsoxr-dev libkissfft-dev
   libpcre2-dev libutf8proc-dev libcjson-dev libcriterion-dev
   libopenmpi-dev openmpi-bin espeak-ng sox gnuplot-nox
-  python3 python3-numpy python3-torch python3-torchaudio valgrind)
+  python3 python3-numpy python3-torch python3-torchaudio valgrind hdf5-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

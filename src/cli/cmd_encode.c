@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "io/hf_config.h"
 #include "io/npy.h"
+#include "models/sanm_encoder.h"
 #include "models/whisper_encoder.h"
 
 /* feats [1, T, F] -> hidden [1, T', d], with the encoder loaded from dir; autograd is off. */
@@ -24,6 +25,18 @@ static vox_status encode_whisper(const char *dir, vox_tensor *feats, vox_tensor 
   return st;
 }
 
+/* SenseVoice SAN-M (data_tools/convert_funasr.py output): LFR (+ CMVN) fbank features in, same frame count out. */
+static vox_status encode_sensevoice(const char *dir, vox_tensor *feats, vox_tensor **hidden) {
+  vox_params *reg = NULL;
+  vox_sanm_encoder m = {0};
+  vox_status st = vox_params_new(&reg);
+  if (st == VOX_OK) st = vox_sanm_encoder_load_hf(&m, reg, "", dir);
+  if (st == VOX_OK) st = vox_sanm_encoder_forward(&m, feats, NULL, false, NULL, hidden, NULL);
+  vox_sanm_encoder_release(&m);
+  vox_params_free(reg);
+  return st;
+}
+
 /* config.json model_type -> encoder. A new encoder (e.g. "sensevoice", SAN-M) is one line here, given a function
  * of encode_fn's signature (load from dir, forward without lengths). */
 static const struct {
@@ -31,6 +44,7 @@ static const struct {
   encode_fn fn;
 } k_encoders[] = {
     {"whisper", encode_whisper},
+    {"sensevoice", encode_sensevoice},
 };
 
 static void usage(FILE *f) {
@@ -39,7 +53,8 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < sizeof k_encoders / sizeof *k_encoders; i++) fprintf(f, " %s", k_encoders[i].model_type);
   fprintf(f, "\n  FEATS.npy  float32 [T, n_mels] (or [1, T, n_mels]) features, e.g. from `vox features`\n"
              "OUT.npy holds float32 [T', d]: the encoder's last hidden state (Whisper: T' = ceil(T/2), any T up to\n"
-             "2 * max_source_positions, not only HF's 3000).\n");
+             "2 * max_source_positions, not only HF's 3000; SenseVoice: T' = T, features [T, n_mels * lfr_m] from\n"
+             "`vox features --type fbank --lfr 7,6 --cmvn HF_DIR/am.mvn`).\n");
 }
 
 static int cmd_encode(int argc, char **argv) {

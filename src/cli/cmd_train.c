@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dist/train_dist.h"
 #include "io/config.h"
 #include "train/task.h"
 #include "train/trainer.h"
@@ -51,11 +52,28 @@ static int cmd_train(int argc, char **argv) {
     vox_config_free(cfg);
     return vox_cli_fail("train");
   }
-  vox_train_opts opts = {.stop_after = stop_after, .out = stdout};
+  /* Data parallelism: under mpirun/srun with several ranks, MPI (CPU) or NCCL (CUDA); otherwise the local
+   * communicator, which never initialises MPI. Recipe keys: distributed.{bucket_mb, zero} (docs/distributed.md). */
+  const char *device = "cpu";
+  vox_config_string(cfg, "device", "cpu", &device);
+  vox_train_dist seam;
+  vox_train_dist_ctx *dist = NULL;
+  st = vox_train_dist_new(cfg, !strcmp(device, "cuda") ? VOX_CUDA : VOX_CPU, &dist, &seam);
+  if (st != VOX_OK) {
+    vox_config_free(cfg);
+    return vox_cli_fail("train");
+  }
+  vox_train_opts opts = {.dist = &seam, .stop_after = stop_after, .out = stdout};
   vox_train_outcome outcome;
   st = vox_train_run(cfg, &opts, &outcome);
   vox_config_free(cfg);
-  if (st != VOX_OK) return vox_cli_fail("train");
+  if (st != VOX_OK) {
+    int rc = vox_cli_fail("train");
+    vox_train_dist_abort(dist, vox_last_error()); /* ends the other ranks (returns only at world 1) */
+    vox_train_dist_free(dist);
+    return rc;
+  }
+  vox_train_dist_free(dist);
   return 0;
 }
 VOX_CLI_COMMAND("train", "train a recipe's stages (checkpoints, exact resume, metrics.jsonl)", cmd_train)

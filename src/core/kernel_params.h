@@ -81,6 +81,15 @@ typedef struct vox_adamw_params {
   float bias_correction1, bias_correction2; /* 1 - beta^t */
   float grad_scale;                         /* applied to grad first (accumulation / loss scaling) */
 } vox_adamw_params;
+/* ADAMW_MULTI_STEP (multi-tensor apply): tensor i is updated exactly as ADAMW_STEP would update it with lr[i] and
+ * weight_decay[i]; the other fields as in vox_adamw_params. All tensors contiguous f32 on one device. */
+struct vox_tensor;
+typedef struct vox_adamw_multi_params {
+  int n;
+  struct vox_tensor *const *grads, *const *params, *const *exp_avg, *const *exp_avg_sq;
+  const float *lr, *weight_decay;
+  float beta1, beta2, eps, bias_correction1, bias_correction2, grad_scale;
+} vox_adamw_multi_params;
 typedef struct vox_sgd_params { float lr, momentum, weight_decay, grad_scale; bool nesterov; } vox_sgd_params;
 
 #endif

@@ -268,33 +268,68 @@ static void reset_step(vox_ddp *d) {
   d->sync = true;
 }
 
-vox_status vox_ddp_step(vox_ddp *d, double max_norm, double *norm) {
-  double nrm = 0;
-  if (!d->active) {
-    VOX_TRY(vox_optim_clip_grad_norm(d->opt, max_norm, &nrm));
-    VOX_TRY(vox_optim_step(d->opt));
-    if (norm) *norm = nrm;
-    return VOX_OK;
+void vox_ddp_begin_step(vox_ddp *d) {
+  for (int b = 0; b < d->n_buckets; b++)
+    if (d->buckets[b].req) { /* only after an error: drain it so the buffers can be reused */
+      vox_comm_wait(d->comm, d->buckets[b].req);
+      d->buckets[b].req = NULL;
+    }
+  reset_step(d);
+  d->error = VOX_OK;
+}
+
+vox_status vox_ddp_clip_grad_norm(vox_ddp *d, double max_norm, double *norm) {
+  if (!d->active || !d->opts.zero) {
+    VOX_TRY(vox_ddp_finish_grads(d));
+    return vox_optim_clip_grad_norm(d->opt, max_norm, norm);
   }
   VOX_TRY(vox_ddp_finish_grads(d));
-  vox_status st;
-  if (d->opts.zero) {
-    double sumsq = 0;
-    st = vox_zero_local_sumsq(d, &sumsq);
-    if (st == VOX_OK) st = vox_comm_allreduce_host_f64(d->comm, &sumsq, 1, VOX_COMM_SUM);
-    if (st == VOX_OK) {
-      nrm = sqrt(sumsq) * fabs((double)d->opt->grad_scale);
-      if (!isfinite(nrm)) st = vox_errorf(VOX_ERR_NUMERIC, "ddp: global gradient norm is %g", nrm);
-    }
-    if (st == VOX_OK && max_norm > 0 && nrm > max_norm) st = vox_zero_scale_grads(d, max_norm / (nrm + 1e-6));
-    if (st == VOX_OK) st = vox_zero_step(d);
-  } else {
-    st = vox_optim_clip_grad_norm(d->opt, max_norm, &nrm);
-    if (st == VOX_OK) st = vox_optim_step(d->opt);
-  }
+  double sumsq = 0;
+  VOX_TRY(vox_zero_local_sumsq(d, &sumsq));
+  VOX_TRY(vox_comm_allreduce_host_f64(d->comm, &sumsq, 1, VOX_COMM_SUM));
+  *norm = sqrt(sumsq) * fabs((double)d->opt->grad_scale);
+  if (!isfinite(*norm)) return vox_errorf(VOX_ERR_NUMERIC, "ddp: global gradient norm is %g", *norm);
+  if (max_norm > 0 && *norm > max_norm) VOX_TRY(vox_zero_scale_grads(d, max_norm / (*norm + 1e-6)));
+  return VOX_OK;
+}
+
+vox_status vox_ddp_optim_step(vox_ddp *d) {
+  vox_status st = VOX_OK;
+  if (d->active) st = vox_ddp_finish_grads(d);
+  if (st == VOX_OK) st = d->active && d->opts.zero ? vox_zero_step(d) : vox_optim_step(d->opt);
   reset_step(d);
-  if (norm) *norm = nrm;
   return st;
+}
+
+vox_status vox_ddp_step(vox_ddp *d, double max_norm, double *norm) {
+  double nrm = 0;
+  vox_status st = vox_ddp_clip_grad_norm(d, max_norm, &nrm);
+  if (norm) *norm = nrm;
+  if (st != VOX_OK) {
+    reset_step(d);
+    return st;
+  }
+  return vox_ddp_optim_step(d);
+}
+
+static vox_status materialize_fn(void *ctx, const char *param_name, const char *slot, const vox_tensor *full) {
+  vox_tensor *dst = NULL;
+  VOX_TRY(vox_optim_state_find(ctx, param_name, slot, &dst));
+  return vox_tensor_copy_(dst, full);
+}
+
+vox_status vox_ddp_materialize_state(vox_ddp *d) {
+  if (!d->active || !d->opts.zero) return VOX_OK;
+  vox_optim *opt = d->opt;
+  if (vox_comm_is_root(d->comm))
+    for (int i = 0; i < opt->n_entries; i++)
+      for (int k = 0; k < vox_optim_slot_count(opt); k++)
+        if (!opt->entries[i].state[k]) VOX_TRY(vox_tensor_zeros_like(opt->entries[i].param, &opt->entries[i].state[k]));
+  return vox_zero_state_save(d, materialize_fn, opt);
+}
+
+void vox_ddp_release_materialized_state(vox_ddp *d) {
+  if (d->active && d->opts.zero) vox_optim_drop_state(d->opt);
 }
 
 vox_status vox_ddp_broadcast_params(vox_ddp *d, int root) {

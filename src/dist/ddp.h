@@ -40,7 +40,8 @@ typedef struct vox_ddp vox_ddp;
 /* Wraps `opt` (borrowed; it must outlive the ddp and already hold every trainable parameter) for training over
  * `comm` (borrowed). Installs the gradient hooks (VOX_ERR_STATE if a parameter already has one). With world 1 and
  * zero 0 nothing is installed and vox_ddp_step is clip + vox_optim_step. Under ZeRO-1 the optimizer's own state
- * tensors are dropped (vox_optim_drop_state) and each rank allocates only its shard. Collective. */
+ * tensors are dropped (vox_optim_drop_state) and each rank keeps only its shard (copied from the optimizer's state,
+ * so state restored into the optimizer before this call, e.g. on resume, carries over). Collective. */
 vox_status vox_ddp_new(vox_comm *comm, vox_optim *opt, const vox_ddp_opts *opts, vox_ddp **out);
 /* Removes the hooks and frees the buckets (waits for nothing: call only between steps). NULL is fine. */
 void vox_ddp_free(vox_ddp *d);
@@ -58,6 +59,20 @@ vox_status vox_ddp_finish_grads(vox_ddp *d);
  * followed by the all-gather of the updated parameters) and the reset for the next step. *norm (may be NULL)
  * gets the norm before clipping. The caller still drops the gradients (vox_optim_zero_grad). Collective. */
 vox_status vox_ddp_step(vox_ddp *d, double max_norm, double *norm);
+
+/* The same in parts, for a loop that checks the norm in between (train/trainer.c): */
+/* Resets the per-step state (call before the first micro-batch; needed when a step was skipped). */
+void vox_ddp_begin_step(vox_ddp *d);
+/* Finishes the gradients, then the global norm and clipping (VOX_ERR_NUMERIC for a non-finite norm, as
+ * vox_optim_clip_grad_norm). Collective. */
+vox_status vox_ddp_clip_grad_norm(vox_ddp *d, double max_norm, double *norm);
+/* Finishes the gradients, then the (sharded) optimizer step and the reset. Collective. */
+vox_status vox_ddp_optim_step(vox_ddp *d);
+
+/* ZeRO-1: makes the optimizer's own state complete on rank 0 (allocating it there) for a checkpoint writer that
+ * reads it with vox_optim_state_at; release drops it again. No-ops when not sharded. Collective. */
+vox_status vox_ddp_materialize_state(vox_ddp *d);
+void vox_ddp_release_materialized_state(vox_ddp *d);
 
 /* Copies rank `root`'s values of every optimizer parameter to all ranks. Collective. */
 vox_status vox_ddp_broadcast_params(vox_ddp *d, int root);

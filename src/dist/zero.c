@@ -29,6 +29,22 @@ vox_status vox_zero_setup(vox_ddp *d) {
                                               .count = e - a};
     }
   }
+  /* State already in the optimizer (restored from a checkpoint before sharding): keep this rank's part. */
+  for (int bi = 0; bi < d->n_buckets; bi++) {
+    ddp_bucket *b = &d->buckets[bi];
+    for (int i = 0; i < b->n_pieces; i++)
+      for (int k = 0; k < slots; k++) {
+        const zero_piece *pc = &b->pieces[i];
+        vox_tensor *full = d->opt->entries[d->slots[pc->slot].entry].state[k], *src = NULL, *dst = NULL;
+        if (!full) continue;
+        vox_status st = vox_ddp_flat_view(full, pc->param_start, pc->count, &src);
+        if (st == VOX_OK) st = vox_ddp_flat_view(b->state[k], pc->shard_start, pc->count, &dst);
+        if (st == VOX_OK) st = vox_tensor_copy_(dst, src);
+        vox_tensor_release(src);
+        vox_tensor_release(dst);
+        VOX_TRY(st);
+      }
+  }
   vox_optim_drop_state(d->opt);
   return VOX_OK;
 }

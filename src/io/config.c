@@ -359,6 +359,17 @@ static bool is_index(const char *s) {
   return true;
 }
 
+/* A list item addressed by index ("stages.0") or by its `name` key ("stages.sft"), or NULL. */
+static vox_config *seq_item(const vox_config *seq, const char *tok) {
+  if (is_index(tok)) return atoi(tok) < seq->n_items ? seq->items[atoi(tok)] : NULL;
+  for (int i = 0; i < seq->n_items; i++) {
+    const vox_config *it = seq->items[i];
+    const vox_config *name = it->kind == VOX_CONFIG_MAP ? map_find(it, "name") : NULL;
+    if (name && name->kind == VOX_CONFIG_SCALAR && strcmp(name->scalar, tok) == 0) return seq->items[i];
+  }
+  return NULL;
+}
+
 vox_config *vox_config_get(const vox_config *c, const char *path) {
   if (!c) return NULL;
   if (!path || !*path) return (vox_config *)c;
@@ -367,7 +378,7 @@ vox_config *vox_config_get(const vox_config *c, const char *path) {
   const vox_config *cur = c;
   for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save)) {
     if (cur->kind == VOX_CONFIG_MAP) cur = map_find(cur, tok);
-    else if (cur->kind == VOX_CONFIG_SEQ && is_index(tok) && atoi(tok) < cur->n_items) cur = cur->items[atoi(tok)];
+    else if (cur->kind == VOX_CONFIG_SEQ) cur = seq_item(cur, tok);
     else return NULL;
     if (!cur) return NULL;
   }
@@ -404,9 +415,10 @@ vox_status vox_config_apply_override(vox_config *root, const char *assignment) {
   char *tok = strtok_r(path, ".", &save);
   while (tok) {
     char *next = strtok_r(NULL, ".", &save);
-    /* a list item by index ("stages.0.steps=6"): step into it (or replace it when it is the last key) */
-    if (cur->kind == VOX_CONFIG_SEQ && is_index(tok) && atoi(tok) < cur->n_items && (next || (!add && !del))) {
-      cur = cur->items[atoi(tok)];
+    /* a list item by index or name ("stages.0.steps=6", "stages.sft.lora.rank=16"): step into it (or replace it
+     * when it is the last key) */
+    if (cur->kind == VOX_CONFIG_SEQ && seq_item(cur, tok) && (next || (!add && !del))) {
+      cur = seq_item(cur, tok);
       if (!next) return vox_config_merge(cur, value);
       tok = next;
       continue;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "io/hf_config.h"
 #include "io/hf_weights.h"
 #include "models/hf_model_io.h"
@@ -55,6 +56,11 @@ vox_status vox_qwen2_config_from_hf(const vox_hf_config *hf, vox_qwen2_config *o
   VOX_TRY(vox_hf_config_bool(hf, "tie_word_embeddings", false, &c.tie_word_embeddings));
   /* Qwen2 always has q/k/v biases; a config may still say so explicitly (Llama-style key) */
   VOX_TRY(vox_hf_config_bool(hf, "attention_bias", true, &c.attention_bias));
+  double attn_drop = 0;
+  VOX_TRY(vox_hf_config_float(hf, "attention_dropout", 0.0, &attn_drop));
+  if (attn_drop != 0)
+    vox_log_warn("%s: attention_dropout %g is not applied (vox drops on the residual branches: cfg.dropout)", path,
+                 attn_drop);
   int head_dim = 0;
   VOX_TRY(get_int(hf, "head_dim", false, 0, &head_dim));
   if (c.num_attention_heads > 0 && head_dim && head_dim * c.num_attention_heads != c.hidden_size)

@@ -169,12 +169,12 @@ done:
  * dropout, so this path spells softmax out. Padded keys get -inf before and 0 after the softmax, as FunASR. */
 static vox_status attention_explicit(const vox_sanm_layer *l, vox_tensor *q, vox_tensor *k, vox_tensor *v,
                                      const sanm_masks *mk, vox_rng *rng, vox_tensor **out) {
-  vox_tensor *s = NULL, *ss = NULL, *sm = NULL, *p = NULL, *pm = NULL, *pd = NULL;
+  vox_tensor *qs = NULL, *ss = NULL, *sm = NULL, *p = NULL, *pm = NULL, *pd = NULL;
   vox_status st;
   *out = NULL;
-  double scale = 1.0 / sqrt((double)q->shape[3]);
-  VOX_CHECK_GOTO(st, vox_op_matmul(q, k, false, true, &s), done);
-  VOX_CHECK_GOTO(st, vox_op_affine(s, scale, 0.0, &ss), done);
+  /* q * d_k^-0.5 first, as FunASR: one [B, H, T, dk] tensor instead of another [B, H, T, T] */
+  VOX_CHECK_GOTO(st, vox_op_affine(q, 1.0 / sqrt((double)q->shape[3]), 0.0, &qs), done);
+  VOX_CHECK_GOTO(st, vox_op_matmul(qs, k, false, true, &ss), done);
   if (mk->pad_keys) {
     VOX_CHECK_GOTO(st, vox_op_masked_fill(ss, mk->pad_keys, -INFINITY, &sm), done);
     VOX_CHECK_GOTO(st, vox_op_softmax(sm, -1, &p), done);
@@ -185,7 +185,7 @@ static vox_status attention_explicit(const vox_sanm_layer *l, vox_tensor *q, vox
   VOX_CHECK_GOTO(st, vox_dropout_forward(&(vox_dropout){l->attention_dropout}, pm, true, rng, &pd), done);
   st = vox_op_matmul(pd, v, false, false, out);
 done:
-  vox_tensor_release(s);
+  vox_tensor_release(qs);
   vox_tensor_release(ss);
   vox_tensor_release(sm);
   vox_tensor_release(p);

@@ -1,9 +1,10 @@
 /* SenseVoice-style SAN-M speech encoder (FunASR SenseVoiceEncoderSmall): LFR fbank in, self-attention with an
- * FSMN memory block per layer, FunASR's parameter names under a prefix. Owns src/models/sanm_encoder.{h,c}.
+ * FSMN memory block per layer, FunASR's parameter names under a prefix. Owns src/models/sanm_encoder.{h,c} and
+ * sanm_encoder_hf.c (config.json and safetensors).
  *
- * Semantics follow modelscope/FunASR funasr/models/sense_voice/model.py (SinusoidalPositionEncoder,
- * MultiHeadedAttentionSANM, EncoderLayerSANM, SenseVoiceEncoderSmall; the copy at commit 0170f534b017, identical in
- * these classes to funasr/models/sanm/attention.py + encoder.py):
+ * Semantics follow modelscope/FunASR funasr/models/sense_voice/model.py at commit 0170f534b017 (its own copies of
+ * SinusoidalPositionEncoder, MultiHeadedAttentionSANM, EncoderLayerSANM, and SenseVoiceEncoderSmall; LayerNorm eps
+ * 1e-5 there, unlike Paraformer's SANMEncoder with 1e-12):
  *   x = feats * sqrt(output_size) + sinusoid(positions 1..T, depth input_size)
  *   encoders0 (1 layer, input_size -> output_size), encoders (num_blocks - 1 layers), after_norm,
  *   tp_encoders (tp_blocks layers), tp_norm.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "io/hf_config.h"
 #include "io/hf_weights.h"
 #include "models/hf_model_io.h"
@@ -38,6 +39,12 @@ vox_status vox_whisper_config_from_hf(const vox_hf_config *hf, vox_whisper_confi
   double v;
   VOX_TRY(vox_hf_config_float(hf, "dropout", 0.0, &v));
   c.dropout = (float)v;
+  const char *const unapplied[] = {"attention_dropout", "activation_dropout", "encoder_layerdrop"};
+  for (int i = 0; i < 3; i++) {
+    double p;
+    VOX_TRY(vox_hf_config_float(hf, unapplied[i], 0.0, &p));
+    if (p != 0) vox_log_warn("%s: %s %g is not applied (only \"dropout\" is)", path, unapplied[i], p);
+  }
   VOX_TRY(vox_hf_config_float(hf, "init_std", 0.02, &v));
   c.init_std = (float)v;
   *out = c;

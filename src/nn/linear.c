@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "core/ops.h"
+#include "nn/lora.h"
 
 vox_status vox_linear_init(vox_linear *l, vox_params *reg, const char *name, int in_features, int out_features,
                            bool bias, vox_rng *rng) {
@@ -22,9 +23,10 @@ vox_status vox_linear_init(vox_linear *l, vox_params *reg, const char *name, int
                               (int64_t[]){out_features}, &l->bias));
     VOX_TRY(vox_init_uniform(l->bias, rng, -k, k));
   }
-  return VOX_OK;
+  return vox_params_register_module(reg, name, "linear", l);
 }
 
 vox_status vox_linear_forward(const vox_linear *l, vox_tensor *x, vox_tensor **out) {
+  if (l->lora) return vox_lora_forward(l, x, out);
   return vox_op_linear(x, l->weight, l->bias, out);
 }

@@ -22,6 +22,9 @@ void vox_params_free(vox_params *reg) {
     vox_tensor_release(t);
   }
   free(reg->items);
+  free(reg->modules);
+  for (int i = 0; i < reg->n_owned; i++) free(reg->owned[i]);
+  free(reg->owned);
   free(reg);
 }
 
@@ -150,3 +153,47 @@ vox_status vox_init_normal(vox_tensor *t, vox_rng *rng, double mean, double std)
   return vox_rng_normal_(rng, t, mean, std);
 }
 vox_status vox_init_constant(vox_tensor *t, double value) { return vox_tensor_fill_(t, value); }
+
+vox_status vox_params_remove(vox_params *reg, const char *name) {
+  int i = vox_params_index(reg, name);
+  if (i < 0) return vox_errorf(VOX_ERR_NOT_FOUND, "params_remove: no parameter named '%s'", name);
+  vox_tensor *t = reg->items[i].tensor;
+  vox_tensor_drop(&t->grad);
+  vox_tensor_release(t);
+  memmove(reg->items + i, reg->items + i + 1, sizeof *reg->items * (size_t)(reg->count - i - 1));
+  reg->count--;
+  return VOX_OK;
+}
+
+vox_status vox_params_register_module(vox_params *reg, const char *name, const char *kind, void *module) {
+  if (!name || strlen(name) >= VOX_PARAM_NAME_MAX)
+    return vox_errorf(VOX_ERR_INVALID, "params: module name '%s' is longer than %d", name ? name : "",
+                      VOX_PARAM_NAME_MAX - 1);
+  if (reg->n_modules == reg->cap_modules) {
+    int cap = reg->cap_modules ? reg->cap_modules * 2 : 32;
+    vox_module_ref *m = realloc(reg->modules, (size_t)cap * sizeof *m);
+    if (!m) return vox_errorf(VOX_ERR_NOMEM, "params: out of memory");
+    reg->modules = m;
+    reg->cap_modules = cap;
+  }
+  vox_module_ref *r = &reg->modules[reg->n_modules++];
+  snprintf(r->name, sizeof r->name, "%s", name);
+  r->kind = kind;
+  r->module = module;
+  return VOX_OK;
+}
+
+vox_status vox_params_own(vox_params *reg, void *block) {
+  if (reg->n_owned == reg->cap_owned) {
+    int cap = reg->cap_owned ? reg->cap_owned * 2 : 32;
+    void **o = realloc(reg->owned, (size_t)cap * sizeof *o);
+    if (!o) {
+      free(block);
+      return vox_errorf(VOX_ERR_NOMEM, "params: out of memory");
+    }
+    reg->owned = o;
+    reg->cap_owned = cap;
+  }
+  reg->owned[reg->n_owned++] = block;
+  return VOX_OK;
+}

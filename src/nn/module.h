@@ -18,9 +18,20 @@ typedef struct vox_param {
 } vox_param;
 
 /* Owns its parameters: freeing the registry releases every tensor. Modules keep borrowed pointers. */
+/* A module findable by name (Linears register themselves so LoRA can wrap them by glob). */
+typedef struct vox_module_ref {
+  char name[VOX_PARAM_NAME_MAX];
+  const char *kind;   /* "linear" */
+  void *module;       /* borrowed; the module must not move after init */
+} vox_module_ref;
+
 typedef struct vox_params {
   vox_param *items;
   int count, cap;
+  vox_module_ref *modules; /* registration order */
+  int n_modules, cap_modules;
+  void **owned;            /* heap blocks freed with the registry (LoRA adapter records) */
+  int n_owned, cap_owned;
 } vox_params;
 
 vox_status vox_params_new(vox_params **out);
@@ -55,6 +66,13 @@ int64_t vox_params_numel(const vox_params *reg, bool trainable_only);
 vox_status vox_params_trainable(const vox_params *reg, vox_tensor ***out, int *n);
 /* Drops every parameter's gradient. */
 void vox_params_zero_grad(vox_params *reg);
+
+/* Removes a parameter (its tensor is released; modules that borrowed it must no longer use it). */
+vox_status vox_params_remove(vox_params *reg, const char *name);
+/* Records a module under `name` (e.g. "model.layers.3.self_attn.q_proj") so it can be found by glob. */
+vox_status vox_params_register_module(vox_params *reg, const char *name, const char *kind, void *module);
+/* Hands a malloc'd block to the registry, which frees it in vox_params_free. */
+vox_status vox_params_own(vox_params *reg, void *block);
 
 /* snprintf into buf; returns buf. Modules build child names with it ("%s.q_proj", prefix). */
 const char *vox_params_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

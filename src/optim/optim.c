@@ -1,5 +1,5 @@
 /* AdamW and SGD drivers: group/parameter bookkeeping, state allocation, clipping through the REDUCE kernel, and
- * one ADAMW_STEP / SGD_STEP kernel launch per tensor (the kernels live in each backend). */
+ * one ADAMW_STEP / SGD_STEP launch per tensor, or one ADAMW_MULTI_STEP for all (the kernels live in each backend). */
 #include "optim/optim.h"
 
 #include <math.h>
@@ -210,8 +210,69 @@ static vox_status update_tensor(vox_optim *opt, const vox_optim_entry *e, vox_te
   return VOX_OK;
 }
 
+/* AdamW over every parameter with a gradient in one ADAMW_MULTI_STEP call, when all of them share one device whose
+ * backend has that kernel, every gradient matches its parameter and all state is present; *done says whether it
+ * ran (otherwise the per-tensor loop runs, with its own checks and messages). */
+static vox_status adamw_step_multi(vox_optim *opt, bool *done) {
+  *done = false;
+  if (opt->cfg.kind != VOX_OPTIM_ADAMW) return VOX_OK;
+  int n = 0;
+  vox_device dev = VOX_CPU;
+  for (int i = 0; i < opt->n_entries; i++) {
+    vox_optim_entry *e = &opt->entries[i];
+    vox_tensor *g = e->param->grad;
+    if (!g) continue;
+    if (n > 0 && e->param->device != dev) return VOX_OK;
+    dev = e->param->device;
+    if (!vox_tensor_same_shape(g, e->param) || g->dtype != VOX_F32 || !vox_tensor_is_contiguous(g) ||
+        !e->state[0] || !e->state[1])
+      return VOX_OK;
+    n++;
+  }
+  if (n == 0 || !vox_backend_get(dev)->kernels[VOX_K_ADAMW_MULTI_STEP]) return VOX_OK;
+  vox_tensor **ts = calloc((size_t)n * 4, sizeof *ts);
+  float *lr = calloc((size_t)n * 2, sizeof *lr);
+  if (!ts || !lr) {
+    free(ts);
+    free(lr);
+    return vox_errorf(VOX_ERR_NOMEM, "optim step: out of memory for %d tensors", n);
+  }
+  int k = 0;
+  for (int i = 0; i < opt->n_entries; i++) {
+    vox_optim_entry *e = &opt->entries[i];
+    if (!e->param->grad) continue;
+    const vox_optim_group *grp = &opt->groups[e->group];
+    ts[k] = e->param->grad;
+    ts[n + k] = e->param;
+    ts[2 * n + k] = e->state[0];
+    ts[3 * n + k] = e->state[1];
+    lr[k] = grp->lr * opt->lr_factor;
+    lr[n + k] = e->decay ? grp->weight_decay : 0.0f;
+    k++;
+  }
+  int64_t t = opt->step + 1;
+  vox_adamw_multi_params p = {.n = n, .grads = ts, .params = ts + n, .exp_avg = ts + 2 * n, .exp_avg_sq = ts + 3 * n,
+                              .lr = lr, .weight_decay = lr + n, .beta1 = opt->cfg.beta1, .beta2 = opt->cfg.beta2,
+                              .eps = opt->cfg.eps,
+                              .bias_correction1 = (float)(1.0 - pow(opt->cfg.beta1, (double)t)),
+                              .bias_correction2 = (float)(1.0 - pow(opt->cfg.beta2, (double)t)),
+                              .grad_scale = opt->grad_scale};
+  vox_kernel_args a = {.n_out = 1, .out = {ts[n]}, .params = &p};
+  vox_status st = vox_kernel_run("adamw step", VOX_K_ADAMW_MULTI_STEP, &a);
+  free(ts);
+  free(lr);
+  if (st == VOX_OK) *done = true;
+  return st;
+}
+
 vox_status vox_optim_step(vox_optim *opt) {
   char b1[96], b2[96];
+  bool fused = false;
+  VOX_TRY(adamw_step_multi(opt, &fused));
+  if (fused) {
+    opt->step++;
+    return VOX_OK;
+  }
   for (int i = 0; i < opt->n_entries; i++) {
     vox_optim_entry *e = &opt->entries[i];
     vox_tensor *g = e->param->grad;

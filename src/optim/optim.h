@@ -75,7 +75,7 @@ vox_status vox_optim_grad_norm(vox_optim *opt, double *norm);
 vox_status vox_optim_clip_grad_norm(vox_optim *opt, double max_norm, double *norm);
 
 /* One update of every parameter that has a gradient (those without one are skipped, as in PyTorch), with one
- * fused kernel per tensor; then step++. */
+ * fused kernel per tensor (AdamW: one multi-tensor kernel for all when the device has it); then step++. */
 vox_status vox_optim_step(vox_optim *opt);
 /* ---- sharded optimizer support (dist/zero.c keeps only its shard of the state) ---- */
 /* Number of state slots per parameter (AdamW 2: "m", "v"; SGD 1 "momentum" or 0) and the name of slot k. */

@@ -33,6 +33,7 @@ vox_status vox_train_ckpt_save(const char *path, const vox_train_ckpt_info *info
   VOX_CHECK_GOTO(st, vox_ckpt_write_attr_int(w, "step", s->step), fail);
   VOX_CHECK_GOTO(st, vox_ckpt_write_attr_int(w, "bad_in_row", s->bad_in_row), fail);
   VOX_CHECK_GOTO(st, vox_ckpt_write_attr_int(w, "n_bad", s->n_bad), fail);
+  VOX_CHECK_GOTO(st, vox_ckpt_write_attr_int(w, "world_size", s->world_size > 0 ? s->world_size : 1), fail);
   VOX_CHECK_GOTO(st, vox_ckpt_write_attr_int(w, "optim_step", opt ? opt->step : 0), fail);
   for (int i = 0; i < params->count; i++) {
     const vox_param *p = &params->items[i];
@@ -178,6 +179,10 @@ vox_status vox_train_ckpt_load_state(const char *path, vox_optim *opt, vox_train
   VOX_CHECK_GOTO(st, vox_ckpt_read_attr_int(r, "step", &s->step), done);
   VOX_CHECK_GOTO(st, vox_ckpt_read_attr_int(r, "bad_in_row", &s->bad_in_row), done);
   VOX_CHECK_GOTO(st, vox_ckpt_read_attr_int(r, "n_bad", &s->n_bad), done);
+  if (vox_ckpt_read_attr_int(r, "world_size", &s->world_size) != VOX_OK) { /* absent in older files */
+    vox_error_clear();
+    s->world_size = 1;
+  }
   VOX_CHECK_GOTO(st, vox_ckpt_read_attr_int(r, "optim_step", &v), done);
   if (opt) {
     opt->step = v;

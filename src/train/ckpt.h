@@ -20,6 +20,7 @@ typedef struct vox_train_state {
   int64_t n_bad;      /* non-finite steps of this stage in total */
   vox_rng rng;        /* dropout/augmentation stream of the stage */
   vox_task_pos pos;   /* the task's data position */
+  int64_t world_size; /* data-parallel ranks when it was saved (pos is counted per rank); 1 in older files */
 } vox_train_state;
 
 typedef struct vox_train_ckpt_info {

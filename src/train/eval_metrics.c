@@ -2,6 +2,7 @@
  * two-row Levenshtein alignment that carries the substitution/deletion/insertion counts of the chosen path. */
 #include "train/eval_metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -197,10 +198,37 @@ double vox_eval_error_rate(const vox_eval_errors *e) {
   return (double)errors / (double)e->ref_units;
 }
 
-vox_status vox_eval_answer_matches(const char *answer, const char *response, bool *match) {
-  *match = false;
+static void append(char *out, size_t cap, const char *s) {
+  size_t len = strlen(out);
+  if (len + 1 < cap) snprintf(out + len, cap - len, "%s", s);
+}
+
+/* Appends the English words of 0 <= n < 1e6 as the corpus builders write them ("three hundred and four",
+ * "twenty-one"). */
+static void number_words(long n, char *out, size_t cap) {
+  static const char *const ones[] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                                     "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                                     "seventeen", "eighteen", "nineteen"};
+  static const char *const tens[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
+  if (n < 20) {
+    append(out, cap, ones[n]);
+  } else if (n < 100) {
+    append(out, cap, tens[n / 10]);
+    if (n % 10) append(out, cap, "-"), append(out, cap, ones[n % 10]);
+  } else if (n < 1000) {
+    append(out, cap, ones[n / 100]);
+    append(out, cap, " hundred");
+    if (n % 100) append(out, cap, " and "), number_words(n % 100, out, cap);
+  } else {
+    number_words(n / 1000, out, cap);
+    append(out, cap, " thousand");
+    if (n % 1000) append(out, cap, n % 1000 < 100 ? " and " : " "), number_words(n % 1000, out, cap);
+  }
+}
+
+static vox_status phrase_in(const char *phrase, const char *response, bool *match) {
   char *a = NULL, *r = NULL;
-  vox_status st = vox_eval_normalize(answer, &a);
+  vox_status st = vox_eval_normalize(phrase, &a);
   if (st == VOX_OK) st = vox_eval_normalize(response, &r);
   if (st == VOX_OK && a[0] != '\0') {
     size_t la = strlen(a);
@@ -213,4 +241,18 @@ vox_status vox_eval_answer_matches(const char *answer, const char *response, boo
   free(a);
   free(r);
   return st;
+}
+
+vox_status vox_eval_answer_matches(const char *answer, const char *response, bool *match) {
+  *match = false;
+  VOX_TRY(phrase_in(answer, response, match));
+  /* A number may be said in words: "7" matches "the answer is seven". */
+  char *end = NULL;
+  long n = strtol(answer, &end, 10);
+  if (!*match && end != answer && *end == '\0' && n >= 0 && n < 1000000) {
+    char words[256] = "";
+    number_words(n, words, sizeof words);
+    VOX_TRY(phrase_in(words, response, match));
+  }
+  return VOX_OK;
 }

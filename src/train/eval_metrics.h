@@ -27,7 +27,8 @@ vox_status vox_eval_char_errors(const char *ref, const char *hyp, vox_eval_error
 double vox_eval_error_rate(const vox_eval_errors *e);
 
 /* Spoken-QA accuracy of one answer: true when the normalised short `answer` occurs in the normalised
- * `response` as a whole-word sequence ("seven" matches "the answer is seven", not "seventeen"). */
+ * `response` as a whole-word sequence ("seven" matches "the answer is seven", not "seventeen"); an answer that
+ * is a whole number below a million also matches its English words ("104" matches "one hundred and four"). */
 vox_status vox_eval_answer_matches(const char *answer, const char *response, bool *match);
 
 #endif

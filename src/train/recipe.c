@@ -12,7 +12,8 @@
 #include "train/task.h"
 
 static const char *const top_keys[] = {"run_dir", "seed", "device", "precision", "model", "tokenizer", "data",
-                                       "stages", "resume", "debug", "name", "description", NULL};
+                                       "stages", "resume", "debug", "name", "description",
+                                       "distributed" /* read by dist/train_dist.c */, NULL};
 static const char *const stage_keys[] = {"name", "task", "init", "trainable", "frozen", "lora", "data", "optimizer",
                                          "schedule", "steps", "batch", "clip_grad_norm", "activation_checkpointing",
                                          "eval", "checkpoint", "max_bad_steps", "log_every", NULL};
@@ -167,6 +168,17 @@ static vox_status parse_stage(const vox_config *n, int idx, vox_recipe_stage *s)
   if (s->lora) {
     VOX_TRY(need_map(s->lora));
     VOX_TRY(vox_config_check_keys(s->lora, lora_keys));
+    const vox_config *targets = vox_config_get(s->lora, "targets");
+    if (!targets) return missing(s->lora, "targets");
+    VOX_TRY(read_globs(targets, s->lora_targets, &s->n_lora_targets));
+    int64_t rank;
+    double alpha, dropout;
+    VOX_TRY(vox_config_int(s->lora, "rank", 8, &rank));
+    if (rank < 1 || rank > 4096) return err_at(vox_config_get(s->lora, "rank"), VOX_ERR_PARSE, "must be in [1, 4096]");
+    VOX_TRY(vox_config_float(s->lora, "alpha", 2.0 * (double)rank, &alpha));
+    VOX_TRY(vox_config_float(s->lora, "dropout", 0.0, &dropout));
+    if (!(dropout >= 0 && dropout < 1)) return err_at(vox_config_get(s->lora, "dropout"), VOX_ERR_PARSE, "must be in [0, 1)");
+    s->lora_rank = (int)rank, s->lora_alpha = (float)alpha, s->lora_dropout = (float)dropout;
   }
   vox_config *data = vox_config_get(n, "data");
   if (!data) return missing(n, "data");
@@ -213,10 +225,11 @@ static vox_status parse_stage(const vox_config *n, int idx, vox_recipe_stage *s)
   s->eval = vox_config_get(n, "eval");
   if (s->eval) {
     VOX_TRY(need_map(s->eval));
-    static const char *const eval_base[] = {"every", "max_batches", NULL};
+    static const char *const eval_base[] = {"every", "max_batches", "at_start", NULL};
     VOX_TRY(check_keys2(s->eval, eval_base, vt->eval_keys));
     VOX_TRY(pos_int(s->eval, "every", 0, 0, &s->eval_every));
     VOX_TRY(pos_int(s->eval, "max_batches", 0, 0, &s->eval_max_batches));
+    VOX_TRY(vox_config_bool(s->eval, "at_start", false, &s->eval_at_start));
   }
   /* checkpoint */
   vox_config *ck = vox_config_get(n, "checkpoint");

@@ -38,6 +38,11 @@ typedef struct vox_recipe_stage {
   int n_trainable, n_frozen;
   const vox_config *trainable[VOX_RECIPE_MAX_GLOBS], *frozen[VOX_RECIPE_MAX_GLOBS]; /* scalar nodes (for where) */
   const vox_config *lora; /* NULL when absent */
+  const vox_config *lora_targets[VOX_RECIPE_MAX_GLOBS]; /* scalar nodes: Linear name globs */
+  int n_lora_targets;
+  int lora_rank;          /* 8 */
+  float lora_alpha;       /* 2 * rank */
+  float lora_dropout;     /* 0 */
   vox_optim_config optim;
   int n_groups;
   vox_recipe_group groups[VOX_RECIPE_MAX_GROUPS];
@@ -47,6 +52,7 @@ typedef struct vox_recipe_stage {
   double clip_grad_norm; /* 0: off */
   bool activation_checkpointing;
   int64_t eval_every, eval_max_batches; /* 0: only at the stage's end / all batches */
+  bool eval_at_start;                   /* also evaluate before the first step (the stage's baseline) */
   const vox_config *eval;                /* NULL when absent */
   int64_t ckpt_every, keep_last;         /* 0: only at the stage's end / keep all */
   bool save_all;                         /* checkpoint.save: all (else trainable) */

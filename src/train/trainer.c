@@ -15,6 +15,8 @@
 #include "core/autograd.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "models/model_config.h"
+#include "nn/lora.h"
 #include "train/ckpt.h"
 #include "train/recipe.h"
 #include "train/task.h"
@@ -172,10 +174,23 @@ typedef struct stage_ctx {
   int64_t last_ckpt_step, last_eval_step;
 } stage_ctx;
 
+static vox_status save_checkpoint_rank0(stage_ctx *S);
 static vox_status save_checkpoint(stage_ctx *S) {
   run *R = S->R;
   if (S->last_ckpt_step == S->state.step) return VOX_OK;
   S->last_ckpt_step = S->state.step;
+  S->state.world_size = R->world;
+  if (R->dist && R->dist->before_checkpoint) VOX_TRY(R->dist->before_checkpoint(R->dist->comm, S->opt));
+  vox_status s = save_checkpoint_rank0(S);
+  if (R->dist && R->dist->after_checkpoint) { /* also: no rank reads the file before rank 0 committed it */
+    vox_status s2 = R->dist->after_checkpoint(R->dist->comm, S->opt);
+    if (s == VOX_OK) s = s2;
+  }
+  return s;
+}
+
+static vox_status save_checkpoint_rank0(stage_ctx *S) {
+  run *R = S->R;
   if (R->rank != 0) return VOX_OK;
   char path[PATH_MAX];
   vox_train_ckpt_path(path, sizeof path, R->run_dir, S->si, S->state.step);
@@ -195,6 +210,7 @@ static vox_status run_eval(stage_ctx *S) {
   if (S->last_eval_step == S->state.step) return VOX_OK;
   S->last_eval_step = S->state.step;
   vox_task_metrics m = {0};
+  if (S->st->lora) vox_lora_set_mode(S->model->params, false, 0);
   VOX_TRY(S->vt->eval(S->task, S->st->eval, S->st->eval_max_batches, &m));
   if (m.n > 0 && S->R->rank == 0) vox_train_log_eval(S->R->log, S->st->name, S->si, S->state.step, &m);
   return VOX_OK;
@@ -212,6 +228,9 @@ static vox_status train_step(stage_ctx *S, double *loss_out, double *norm_out, v
     vox_tensor *loss = NULL;
     vox_task_counts c = {0};
     double v = 0;
+    if (R->dist && R->dist->begin_micro_batch) R->dist->begin_micro_batch(R->dist->comm, k, accum);
+    /* LoRA dropout draws a fresh mask seed per micro-batch from the stage's (checkpointed) stream */
+    if (S->st->lora) vox_lora_set_mode(S->model->params, true, vox_rng_next_u64(&S->state.rng));
     VOX_TRY(S->vt->train_batch(S->task, &S->state.rng, &loss, &c));
     if (inject_nan(R, S->state.step + 1)) { /* test hook: a real NaN through the loss and every gradient */
       vox_tensor *poisoned = NULL;
@@ -229,8 +248,9 @@ static vox_status train_step(stage_ctx *S, double *loss_out, double *norm_out, v
     loss_sum += v;
     counts->tokens += c.tokens, counts->frames += c.frames, counts->samples += c.samples;
   }
-  /* seam for data parallelism: average the gradients, agree on the loss and on skipping */
-  if (R->dist && R->world > 1 && R->dist->allreduce_grads && !*bad)
+  /* seam for data parallelism: average the gradients, agree on the loss and on skipping (collective: every rank
+   * takes part, also one whose loss was not finite) */
+  if (R->dist && R->world > 1 && R->dist->allreduce_grads)
     VOX_TRY(R->dist->allreduce_grads(R->dist->comm, S->opt));
   double agree[5] = {*bad ? 1.0 : 0.0, loss_sum, (double)counts->tokens, (double)counts->frames,
                      (double)counts->samples};
@@ -241,11 +261,31 @@ static vox_status train_step(stage_ctx *S, double *loss_out, double *norm_out, v
   vox_optim_set_grad_scale(S->opt, 1.0f / (float)accum);
   *norm_out = NAN;
   if (!*bad) {
-    VOX_TRY(vox_optim_clip_grad_norm(S->opt, S->st->clip_grad_norm, norm_out));
+    if (R->dist && R->dist->clip_grad_norm)
+      VOX_TRY(R->dist->clip_grad_norm(R->dist->comm, S->opt, S->st->clip_grad_norm, norm_out));
+    else
+      VOX_TRY(vox_optim_clip_grad_norm(S->opt, S->st->clip_grad_norm, norm_out));
     if (!isfinite(*norm_out)) *bad = true; /* a finite loss with non-finite gradients */
   }
-  if (!*bad) VOX_TRY(vox_optim_step(S->opt));
+  if (!*bad) VOX_TRY(R->dist && R->dist->optim_step ? R->dist->optim_step(R->dist->comm, S->opt) : vox_optim_step(S->opt));
   vox_optim_zero_grad(S->opt);
+  return VOX_OK;
+}
+
+/* LoRA adapters on the Linears the stage's `lora.targets` name: added after freezing (the wrapped weights freeze,
+ * the adapters train) and before a resume loads them back. Their initial A comes from the stage's own stream. */
+static vox_status apply_lora(stage_ctx *S) {
+  const vox_recipe_stage *st = S->st;
+  const char *globs[VOX_RECIPE_MAX_GLOBS + 1];
+  for (int i = 0; i < st->n_lora_targets; i++) globs[i] = st->lora_targets[i]->scalar;
+  globs[st->n_lora_targets] = NULL;
+  vox_rng rng = vox_rng_make(S->R->recipe.seed * 1000003u + (uint64_t)S->si * 7919u + 0x10aau);
+  int n = 0;
+  vox_status s = vox_lora_apply(S->model->params, globs, st->lora_rank, st->lora_alpha, st->lora_dropout, &rng, &n);
+  if (s != VOX_OK) {
+    char w[256];
+    return vox_error_context(s, "%s: lora: ", vox_config_where(st->lora, w, sizeof w));
+  }
   return VOX_OK;
 }
 
@@ -278,10 +318,8 @@ static vox_status open_stage(stage_ctx *S, const char *resume_path) {
     if (s != VOX_OK)
       return vox_error_context(s, "%s: init.%s: ", vox_config_where(st->init[i].node, w, sizeof w), st->init[i].part);
   }
-  if (st->lora)
-    return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: lora: LoRA adapters are not available to the trainer in this build",
-                      vox_config_where(st->lora, w, sizeof w));
   VOX_TRY(apply_freezing(st, S->model->params));
+  if (st->lora) VOX_TRY(apply_lora(S));
   if (resume_path) VOX_TRY(vox_train_ckpt_load_params(resume_path, S->model->params, "", &src));
   VOX_TRY(build_optimizer(st, S->model->params, &S->opt));
   /* the stage's RNG stream: recipe seed, stage and rank */
@@ -298,16 +336,20 @@ static vox_status open_stage(stage_ctx *S, const char *resume_path) {
       return vox_errorf(VOX_ERR_STATE, "%s: checkpoint of stage %d resumed as stage %d", resume_path, S->state.stage,
                         S->si);
     S->state.rng.seed += (uint64_t)R->rank * 0x9E3779B97F4A7C15ull; /* each rank its own stream */
+    if (S->state.world_size != R->world && R->dist && R->dist->translate_position)
+      VOX_TRY(R->dist->translate_position(R->dist->comm, S->state.world_size, &S->state.pos));
     VOX_TRY(S->vt->seek(S->task, &S->state.pos));
     S->last_ckpt_step = S->state.step;
   } else {
     S->state.rng.seed += (uint64_t)R->rank * 0x9E3779B97F4A7C15ull;
   }
+  if (R->dist && R->dist->attach) VOX_TRY(R->dist->attach(R->dist->comm, S->opt));
   return VOX_OK;
 }
 
 static void close_stage(stage_ctx *S) {
   if (S->vt && S->task) S->vt->close(S->task);
+  if (S->opt && S->R->dist && S->R->dist->detach) S->R->dist->detach(S->R->dist->comm, S->opt);
   vox_optim_free(S->opt);
   vox_train_model_free(S->model);
   free(S->sources);
@@ -331,7 +373,8 @@ static vox_status run_stage(run *R, int si, const char *resume_path, vox_train_o
   double t_start = now_s(), t_last = t_start;
   int64_t step0 = S.state.step, tok_since = 0, smp_since = 0;
   *outcome = VOX_TRAIN_COMPLETE;
-  while (S.state.step < st->steps) {
+  if (st->eval_at_start && S.state.step == 0) s = run_eval(&S);
+  while (s == VOX_OK && S.state.step < st->steps) {
     if (stop_requested || (R->stop_after > 0 && R->steps_this_run >= R->stop_after)) {
       *outcome = VOX_TRAIN_STOPPED;
       s = save_checkpoint(&S);
@@ -413,12 +456,18 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
       vox_error_context(s, "%s: tokenizer: ", vox_config_where(vox_config_get(root, "tokenizer"), w, sizeof w));
       goto done;
     }
+    /* A model with an audio encoder takes its audio at a placeholder token the tokenizer must know. */
+    vox_model_config mc;
+    VOX_CHECK_GOTO(s, vox_model_config_parse(R.recipe.model, &mc), done);
+    if (mc.has_encoder)
+      VOX_CHECK_GOTO(s, vox_tokenizer_add_special_token(R.tokenizer, mc.audio_token_text, mc.audio_token_id), done);
   }
   if (R.rank == 0) VOX_CHECK_GOTO(s, vox_train_log_open(R.run_dir, R.out, &R.log), done);
   int start = 0, rs = -1;
   int64_t rstep = -1;
   if (R.recipe.resume == VOX_RESUME_AUTO) {
     VOX_CHECK_GOTO(s, vox_train_ckpt_find_latest(R.run_dir, &resume, &rs, &rstep), done);
+    if (R.dist && R.dist->agree_resume) VOX_CHECK_GOTO(s, R.dist->agree_resume(R.dist->comm, &resume, &rs, &rstep), done);
     if (resume && rs >= R.recipe.n_stages) {
       s = vox_errorf(VOX_ERR_STATE, "%s: checkpoint of stage %d, but the recipe has %d stages", resume, rs,
                      R.recipe.n_stages);

@@ -11,6 +11,7 @@
 
 #include "io/config.h"
 #include "optim/optim.h"
+#include "train/task.h"
 
 /* The seam data parallelism (src/dist/) plugs into. NULL (or world_size 1) means one process. */
 typedef struct vox_train_dist {
@@ -22,6 +23,23 @@ typedef struct vox_train_dist {
   /* Sums n doubles in place across ranks (loss, token counts, non-finite flags), so every rank takes the same
    * skip / stop decisions. */
   vox_status (*allreduce_sum)(void *comm, double *v, int n);
+  /* Optional hooks (NULL: not used), implemented by dist/train_dist.c. */
+  /* The stage's optimizer was built (and its state restored on resume) / is about to be freed: data parallelism
+   * attaches to it (gradient hooks, ZeRO shards). Collective. */
+  vox_status (*attach)(void *comm, vox_optim *opt);
+  void (*detach)(void *comm, vox_optim *opt);
+  /* Before micro-batch k (0-based) of accum: only the last one's backward exchanges gradients (overlapped). */
+  void (*begin_micro_batch)(void *comm, int64_t k, int64_t accum);
+  /* Replace vox_optim_clip_grad_norm / vox_optim_step (a sharded optimizer). Collective. */
+  vox_status (*clip_grad_norm)(void *comm, vox_optim *opt, double max_norm, double *norm);
+  vox_status (*optim_step)(void *comm, vox_optim *opt);
+  /* Around every checkpoint write, on every rank: complete the optimizer state on rank 0 / shard it again. */
+  vox_status (*before_checkpoint)(void *comm, vox_optim *opt);
+  vox_status (*after_checkpoint)(void *comm, vox_optim *opt);
+  /* Every rank resumes from rank 0's choice of checkpoint (path, stage, step). Collective. */
+  vox_status (*agree_resume)(void *comm, char **path, int *stage, int64_t *step);
+  /* A checkpoint written at world size `saved_world` resumes at this world size: translate the data position. */
+  vox_status (*translate_position)(void *comm, int64_t saved_world, vox_task_pos *pos);
 } vox_train_dist;
 
 typedef struct vox_train_opts {

@@ -124,3 +124,21 @@ Test(config, override_errors) {
   cr_assert_eq(vox_config_get(c, "a.b")->kind, VOX_CONFIG_SEQ);
   vox_config_free(c);
 }
+
+Test(config, list_items_by_index_or_name) {
+  write_file("p.yaml", "stages:\n  - name: prealign\n    steps: 10\n  - name: sft\n    lora: {rank: 8}\n");
+  vox_config *c = NULL;
+  char *ov[] = {"stages.sft.lora.rank=16", "stages.0.steps=20", "+stages.prealign.eval={every: 5}"};
+  VT_OK(vox_config_load(path_of("p.yaml"), 3, ov, &c));
+  int64_t v;
+  VT_OK(vox_config_int(c, "stages.1.lora.rank", 0, &v));
+  cr_assert_eq(v, 16);
+  VT_OK(vox_config_int(c, "stages.prealign.steps", 0, &v));
+  cr_assert_eq(v, 20);
+  VT_OK(vox_config_int(c, "stages.0.eval.every", 0, &v));
+  cr_assert_eq(v, 5);
+  cr_assert_null(vox_config_get(c, "stages.nosuch"));
+  vox_config_free(c);
+  char *bad[] = {"stages.nosuch.steps=3"};
+  cr_assert_neq(vox_config_load(path_of("p.yaml"), 1, bad, &c), VOX_OK);
+}

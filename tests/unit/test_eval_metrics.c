@@ -130,6 +130,16 @@ Test(eval_metrics, answer_matching_whole_words) {
   cr_assert(ok);
   VT_OK(vox_eval_answer_matches("b a n", "spelled b a n k", &ok));
   cr_assert(ok);
+  VT_OK(vox_eval_answer_matches("7", "Three plus four is seven.", &ok));
+  cr_assert(ok, "digits match number words");
+  VT_OK(vox_eval_answer_matches("104", "It is one hundred and four", &ok));
+  cr_assert(ok);
+  VT_OK(vox_eval_answer_matches("21", "twenty-one", &ok));
+  cr_assert(ok);
+  VT_OK(vox_eval_answer_matches("2021", "two thousand and twenty-one", &ok));
+  cr_assert(ok);
+  VT_OK(vox_eval_answer_matches("17", "seven", &ok));
+  cr_assert(!ok);
   VT_OK(vox_eval_answer_matches("", "anything", &ok));
   cr_assert(!ok, "an empty answer matches nothing");
 }

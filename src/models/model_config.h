@@ -1,0 +1,73 @@
+/* The `model:` node of a recipe parsed into the speech-LLM's part configs (module prefix vox_model_config_):
+ * audio_encoder, input_projector, llm, output_projector, voice_lm, duplex, audio_token. Every part is optional;
+ * unknown keys, wrong types and inconsistent sizes are errors naming file:line and the key. docs/models.md lists
+ * every key. */
+#ifndef VOX_MODELS_MODEL_CONFIG_H
+#define VOX_MODELS_MODEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/config.h"
+#include "models/duplex.h"
+#include "models/projector.h"
+#include "models/qwen2.h"
+
+#define VOX_MC_PATH_MAX 512
+
+typedef enum vox_encoder_kind { VOX_ENCODER_WHISPER = 0, VOX_ENCODER_SANM } vox_encoder_kind;
+
+/* audio_encoder: `kind: whisper` takes HF WhisperConfig names (num_mel_bins, d_model, encoder_layers,
+ * encoder_attention_heads, encoder_ffn_dim, max_source_positions); `kind: sanm` takes FunASR's SenseVoice encoder
+ * names (input_size, output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size,
+ * sanm_shfit). Both: dropout, checkpoint, pretrained. */
+typedef struct vox_mc_encoder {
+  vox_encoder_kind kind;
+  /* whisper */
+  int num_mel_bins, d_model, encoder_layers, encoder_attention_heads, encoder_ffn_dim, max_source_positions;
+  /* sanm */
+  int input_size, output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size, sanm_shfit;
+  float dropout;
+  bool checkpoint;
+} vox_mc_encoder;
+
+/* voice_lm: a Qwen2-architecture LM (the same keys as llm) over speech tokens: vocab_size is derived as
+ * speech_vocab + 4 specials (see models/voice_lm.h); mix_ratio [text, speech] defaults to [5, 15]. */
+typedef struct vox_mc_voice_lm {
+  vox_qwen2_config lm;
+  int speech_vocab;
+  int mix_text, mix_speech;
+} vox_mc_voice_lm;
+
+typedef struct vox_model_config {
+  bool has_encoder, has_input_projector, has_llm, has_output_projector, has_voice_lm, has_duplex;
+  vox_mc_encoder encoder;
+  vox_projector_config input_projector; /* in_dim/out_dim filled from the encoder and the llm */
+  vox_qwen2_config llm;
+  int output_projector_in, output_projector_out; /* llm.hidden_size -> voice_lm.hidden_size */
+  vox_mc_voice_lm voice_lm;
+  vox_duplex_config duplex;             /* in_dim = llm.hidden_size */
+  /* audio_token: the placeholder in prompts, an extra id after the tokenizer's added tokens (151669 for Qwen2.5's
+   * tokenizer: 151643 + 26 added tokens). text "<|audio|>" by default. */
+  char audio_token_text[64];
+  int32_t audio_token_id;
+  /* Per part `pretrained: "hf:DIR" | "ckpt:PATH"` (empty when absent): what vox_speech_llm_load_pretrained loads. */
+  char pretrained[6][VOX_MC_PATH_MAX];
+} vox_model_config;
+
+/* Part names in registry order; index into pretrained[]. Their prefixes are "<name>.". */
+extern const char *const vox_model_parts[6];
+
+/* Parses `node` (the `model:` map). Parts absent from the node are absent from the model. */
+vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out);
+
+/* Parameter counts per part (indexed like vox_model_parts), computed from the shapes without allocating anything
+ * (for `vox model-info` on 7B configs); equal to what vox_speech_llm_new registers (a test checks it). */
+void vox_model_config_numel(const vox_model_config *cfg, int64_t counts[6]);
+/* Elements of the Qwen2 decoder alone. */
+int64_t vox_qwen2_config_numel(const vox_qwen2_config *c);
+/* Elements a LoRA of `rank` adds to a Qwen2 decoder on the given projections (any of "q_proj", "k_proj", "v_proj",
+ * "o_proj", "gate_proj", "up_proj", "down_proj"; NULL-terminated). */
+int64_t vox_qwen2_lora_numel(const vox_qwen2_config *c, int rank, const char *const *targets);
+
+#endif

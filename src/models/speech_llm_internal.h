@@ -1,0 +1,19 @@
+/* Internal to the speech-LLM composite (speech_llm*.c): the audio-encoder dispatch (Whisper or SAN-M), the
+ * "does any parameter under this prefix train" test that decides when a part runs without a tape, and the LLM
+ * hidden states of a spliced batch. */
+#ifndef VOX_MODELS_SPEECH_LLM_INTERNAL_H
+#define VOX_MODELS_SPEECH_LLM_INTERNAL_H
+
+#include "models/speech_llm.h"
+
+vox_status vox_sllm_encoder_init(vox_speech_llm *m, vox_rng *rng);
+void vox_sllm_encoder_release(vox_speech_llm *m);
+/* feats [B, T, bins] -> hidden [B, T', d] and out_lengths i32 [B]. */
+vox_status vox_sllm_encoder_forward(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
+                                    vox_rng *rng, vox_tensor **hidden, vox_tensor **out_lengths);
+bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix);
+/* Audio (when b->features) + splice + LLM: hidden [B, L, H], host lens [B] and (labels != NULL) labels [B*L]. */
+vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
+                               vox_tensor **hidden, int32_t **lens, int32_t **labels);
+
+#endif

@@ -1,0 +1,343 @@
+/* Task `s2t`: speech-to-text alignment (MinMo's pre-align, full-align and SFT stages) on ASR and spoken-QA
+ * manifests: audio through encoder and projector spliced into a ChatML prompt; eval decodes and scores WER/CER/QA. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+#include "data/loader.h"
+#include "models/speech_llm.h"
+#include "train/eval_metrics.h"
+#include "train/s2t_prompt.h"
+#include "train/task.h"
+
+typedef struct s2t_state {
+  vox_task_ctx ctx;
+  vox_speech_llm *slm;
+  vox_loader *train, *dev;
+  char *train_path, *dev_path;
+  vox_s2t_prompts prompts;
+  int32_t audio_id, eos[2];
+} s2t_state;
+
+static void s2t_close(void *p) {
+  s2t_state *s = p;
+  if (!s) return;
+  vox_loader_free(s->train);
+  vox_loader_free(s->dev);
+  free(s->train_path);
+  free(s->dev_path);
+  free(s);
+}
+
+/* Feature options follow the model's encoder (one source of truth): Whisper log-mel with its bin count, or the
+ * SAN-M encoder's LFR fbank (input_size = 80 bins x lfr_m 7, lfr_n 6). A dataset that names its own `features` or
+ * `n_mels` must agree. The dataset node also gives `cmvn` (fbank), `specaugment` and `num_workers`. */
+static vox_status loader_opts(const s2t_state *s, const vox_config *dataset, bool training, vox_loader_opts *o) {
+  const vox_mc_encoder *enc = &s->slm->cfg.encoder;
+  char w[256];
+  *o = vox_loader_opts_default();
+  const char *want = enc->kind == VOX_ENCODER_WHISPER ? "whisper_mel" : "fbank_lfr";
+  if (enc->kind == VOX_ENCODER_WHISPER) {
+    o->features = VOX_LOADER_WHISPER_MEL;
+    o->n_mels = enc->num_mel_bins;
+  } else {
+    o->features = VOX_LOADER_FBANK_LFR;
+    o->n_mels = 80;
+    o->lfr_m = 7;
+    o->lfr_n = 6;
+    if (enc->input_size != o->n_mels * o->lfr_m)
+      return vox_errorf(VOX_ERR_INVALID, "%s: task s2t: the SAN-M encoder's input_size %d is not 80 fbank bins x LFR 7",
+                        vox_config_where(s->ctx.stage, w, sizeof w), enc->input_size);
+  }
+  int64_t v;
+  bool b;
+  if (dataset) {
+    const char *feats = NULL, *cmvn = NULL;
+    VOX_TRY(vox_config_string(dataset, "features", want, &feats));
+    VOX_TRY(vox_config_int(dataset, "n_mels", o->n_mels, &v));
+    if (strcmp(feats, want) != 0 || v != o->n_mels)
+      return vox_errorf(VOX_ERR_INVALID, "%s: dataset asks for %s with %lld bins but the model's encoder takes %s with %d",
+                        vox_config_where(dataset, w, sizeof w), feats, (long long)v, want, o->n_mels);
+    VOX_TRY(vox_config_string(dataset, "cmvn", NULL, &cmvn));
+    o->cmvn_path = cmvn;
+    VOX_TRY(vox_config_int(dataset, "num_workers", 1, &v));
+    o->num_workers = (int)v;
+    VOX_TRY(vox_config_bool(dataset, "specaugment", false, &b));
+    o->specaugment = training && b;
+  }
+  const vox_config *st = s->ctx.stage;
+  VOX_TRY(vox_config_int(st, "batch.max_frames_in_batch", 12000, &o->max_frames_in_batch));
+  VOX_TRY(vox_config_int(st, "batch.batch_size", 0, &v));
+  o->batch_size = (int)v;
+  o->seed = s->ctx.seed + 104729u * (uint64_t)s->ctx.stage_index;
+  if (training) {
+    double f;
+    VOX_TRY(vox_config_float(st, "data.fraction", 1.0, &f));
+    o->fraction = f;
+    o->rank = s->ctx.rank;
+    o->world_size = s->ctx.world_size;
+  } else {
+    o->shuffle = false; /* the same dev batches at every eval; every rank scores the whole set */
+  }
+  return VOX_OK;
+}
+
+static vox_status open_set(s2t_state *s, const vox_config *ref, const char *name, bool training, vox_loader **L,
+                           char **path) {
+  const vox_config *node = NULL;
+  VOX_TRY(vox_task_dataset(&s->ctx, ref, name, path, &node));
+  vox_loader_opts o;
+  VOX_TRY(loader_opts(s, node, training, &o));
+  return vox_loader_open(*path, &o, L);
+}
+
+static vox_status read_prompts(s2t_state *s) {
+  s->prompts = vox_s2t_prompts_default();
+  const vox_config *st = s->ctx.stage;
+  VOX_TRY(vox_config_string(st, "data.prompts.system", s->prompts.system, &s->prompts.system));
+  VOX_TRY(vox_config_string(st, "data.prompts.asr_instruction", s->prompts.asr_instruction, &s->prompts.asr_instruction));
+  s->prompts.audio_token = s->slm->cfg.audio_token_text;
+  return VOX_OK;
+}
+
+static vox_status s2t_open(const vox_task_ctx *ctx, void **out) {
+  char where[256];
+  vox_config_where(ctx->stage, where, sizeof where);
+  vox_speech_llm *slm = ctx->model->slm;
+  if (!slm || !slm->cfg.has_encoder || !slm->cfg.has_input_projector || !slm->cfg.has_llm)
+    return vox_errorf(VOX_ERR_INVALID, "%s: task s2t needs a model with audio_encoder, input_projector and llm", where);
+  if (!ctx->tokenizer) return vox_errorf(VOX_ERR_INVALID, "%s: task s2t needs the recipe's `tokenizer`", where);
+  int32_t id = -1;
+  if (vox_tokenizer_token_to_id(ctx->tokenizer, slm->cfg.audio_token_text, &id) != VOX_OK || id != slm->cfg.audio_token_id)
+    return vox_errorf(VOX_ERR_INVALID, "%s: the tokenizer does not map the audio placeholder %s to id %d", where,
+                      slm->cfg.audio_token_text, slm->cfg.audio_token_id);
+  s2t_state *s = calloc(1, sizeof *s);
+  if (!s) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  s->ctx = *ctx;
+  s->slm = slm;
+  s->audio_id = id;
+  vox_status st = vox_tokenizer_token_to_id(ctx->tokenizer, "<|im_end|>", &s->eos[0]);
+  if (st == VOX_OK) st = vox_tokenizer_token_to_id(ctx->tokenizer, "<|endoftext|>", &s->eos[1]);
+  if (st == VOX_OK) st = read_prompts(s);
+  const char **names = NULL;
+  int n = 0;
+  if (st == VOX_OK) st = vox_task_train_sets(ctx, &names, &n);
+  if (st == VOX_OK && n != 1)
+    st = vox_errorf(VOX_ERR_INVALID, "%s: task s2t trains on one dataset (got %d); mix manifests with "
+                    "data_tools/mix_manifests.py", where, n);
+  if (st == VOX_OK) st = open_set(s, vox_config_get(ctx->stage, "data.train"), names[0], true, &s->train, &s->train_path);
+  free(names);
+  const char *dev = NULL;
+  if (st == VOX_OK) st = vox_config_string(ctx->stage, "data.eval", NULL, &dev);
+  if (st == VOX_OK && dev) st = open_set(s, vox_config_get(ctx->stage, "data.eval"), dev, false, &s->dev, &s->dev_path);
+  if (st != VOX_OK) {
+    s2t_close(s);
+    return vox_error_context(st, "task s2t: ");
+  }
+  *out = s;
+  return VOX_OK;
+}
+
+/* A loader batch as model input: features and lengths on the device, one encoded ChatML stream per sample. */
+typedef struct s2t_inputs {
+  vox_s2t_batch b;
+  vox_s2t_encoded *enc;
+  const int32_t **ids, **labels;
+  int32_t *n_ids;
+} s2t_inputs;
+
+static void inputs_free(s2t_inputs *in) {
+  for (int i = 0; in->enc && i < in->b.B; i++) vox_s2t_encoded_free(&in->enc[i]);
+  free(in->enc);
+  free(in->ids);
+  free(in->labels);
+  free(in->n_ids);
+  vox_tensor_release(in->b.features);
+  vox_tensor_release(in->b.feat_lens);
+  memset(in, 0, sizeof *in);
+}
+
+static vox_status inputs_make(const s2t_state *s, const vox_batch *bt, const char *manifest, bool for_generation,
+                              s2t_inputs *in) {
+  memset(in, 0, sizeof *in);
+  int B = (int)bt->B;
+  in->b.B = B;
+  in->enc = calloc((size_t)B, sizeof *in->enc);
+  in->ids = calloc((size_t)B, sizeof *in->ids);
+  in->labels = calloc((size_t)B, sizeof *in->labels);
+  in->n_ids = calloc((size_t)B, sizeof *in->n_ids);
+  int32_t *lens = malloc(sizeof(int32_t) * (size_t)B);
+  vox_status st = (in->enc && in->ids && in->labels && in->n_ids && lens) ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "s2t batch");
+  for (int i = 0; i < B && st == VOX_OK; i++) {
+    st = vox_s2t_encode(s->ctx.tokenizer, &s->prompts, s->audio_id, bt->samples[i], manifest, for_generation, &in->enc[i]);
+    if (st != VOX_OK) break;
+    in->ids[i] = in->enc[i].ids.ids;
+    in->labels[i] = in->enc[i].labels;
+    in->n_ids[i] = (int32_t)in->enc[i].ids.len;
+    lens[i] = (int32_t)bt->lengths[i];
+  }
+  if (st == VOX_OK)
+    st = vox_tensor_from_host(VOX_F32, s->ctx.device, 3, (int64_t[]){bt->B, bt->T, bt->bins}, bt->feats, &in->b.features);
+  if (st == VOX_OK) st = vox_tensor_from_host(VOX_I32, s->ctx.device, 1, (int64_t[]){bt->B}, lens, &in->b.feat_lens);
+  free(lens);
+  in->b.ids = in->ids;
+  in->b.labels = for_generation ? NULL : in->labels;
+  in->b.n_ids = in->n_ids;
+  if (st != VOX_OK) inputs_free(in);
+  return st;
+}
+
+static vox_status s2t_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_task_counts *counts) {
+  s2t_state *s = p;
+  vox_batch *bt = NULL;
+  VOX_TRY(vox_loader_next(s->train, &bt));
+  if (!bt) VOX_TRY(vox_loader_next(s->train, &bt)); /* an epoch ended: the next one starts */
+  if (!bt) return vox_errorf(VOX_ERR_STATE, "task s2t: %s gave no batch (empty manifest?)", s->train_path);
+  s2t_inputs in;
+  vox_status st = inputs_make(s, bt, s->train_path, false, &in);
+  int64_t n_tokens = 0, frames = 0;
+  if (st == VOX_OK) st = vox_speech_llm_s2t_loss(s->slm, &in.b, true, rng, loss, &n_tokens);
+  for (int64_t i = 0; i < bt->B; i++) frames += bt->lengths[i];
+  *counts = (vox_task_counts){.tokens = n_tokens, .frames = frames, .samples = bt->B};
+  inputs_free(&in); /* safe after a failed inputs_make, which leaves it zeroed */
+  vox_batch_free(bt);
+  return st;
+}
+
+/* Scores one decoded batch: WER/CER against ASR transcripts, whole-word answer matching for spoken QA. Writes each
+ * hypothesis with its reference to `log` (JSONL) when given, for reading what the model says. */
+typedef struct s2t_scores {
+  vox_eval_errors words, chars;
+  int64_t asr_n, qa_n, qa_correct;
+} s2t_scores;
+
+static vox_status score_batch(const s2t_state *s, const vox_batch *bt, const s2t_inputs *in, int32_t **hyp_ids,
+                              const int32_t *hyp_lens, s2t_scores *sc, FILE *log) {
+  for (int i = 0; i < in->b.B; i++) {
+    char *hyp = NULL;
+    size_t len;
+    VOX_TRY(vox_tokenizer_decode(s->ctx.tokenizer, hyp_ids[i], (size_t)hyp_lens[i], VOX_DETOKENIZE_SKIP_SPECIAL, &hyp, &len));
+    const vox_s2t_encoded *e = &in->enc[i];
+    vox_status st = VOX_OK;
+    bool correct = false;
+    if (e->kind == VOX_S2T_ASR) {
+      st = vox_eval_word_errors(e->reference, hyp, &sc->words);
+      if (st == VOX_OK) st = vox_eval_char_errors(e->reference, hyp, &sc->chars);
+      sc->asr_n++;
+    } else {
+      st = vox_eval_answer_matches(e->answer ? e->answer : e->reference, hyp, &correct);
+      sc->qa_n++;
+      sc->qa_correct += correct;
+    }
+    if (st == VOX_OK && log) {
+      cJSON *row = cJSON_CreateObject();
+      cJSON_AddStringToObject(row, "key", bt->keys[i]);
+      cJSON_AddStringToObject(row, "kind", e->kind == VOX_S2T_ASR ? "asr" : "qa");
+      cJSON_AddStringToObject(row, "ref", e->reference);
+      cJSON_AddStringToObject(row, "hyp", hyp);
+      char *line = cJSON_PrintUnformatted(row);
+      if (line) fprintf(log, "%s\n", line);
+      free(line);
+      cJSON_Delete(row);
+    }
+    free(hyp);
+    VOX_TRY(st);
+  }
+  return VOX_OK;
+}
+
+static vox_status s2t_eval(void *p, const vox_config *eval_node, int64_t max_batches, vox_task_metrics *out) {
+  s2t_state *s = p;
+  if (!s->dev) return VOX_OK;
+  int64_t beam = 1, max_new = 64;
+  bool decode = true;
+  if (eval_node) {
+    VOX_TRY(vox_config_int(eval_node, "beam_size", 1, &beam));
+    VOX_TRY(vox_config_int(eval_node, "max_new_tokens", 64, &max_new));
+    VOX_TRY(vox_config_bool(eval_node, "decode", true, &decode));
+  }
+  vox_generate_opts g = {.max_new_tokens = (int)max_new, .eos_ids = s->eos, .n_eos = 2, .beam_size = (int)beam,
+                         .length_penalty = 1.0f};
+  VOX_TRY(vox_loader_seek(s->dev, (vox_loader_pos){0, 0}));
+  int64_t nb = vox_loader_num_batches(s->dev, 0);
+  if (max_batches > 0 && max_batches < nb) nb = max_batches;
+  char logpath[1024];
+  snprintf(logpath, sizeof logpath, "%s/eval_%d_hyp.jsonl", s->ctx.run_dir ? s->ctx.run_dir : ".", s->ctx.stage_index);
+  FILE *log = (s->ctx.rank == 0 && s->ctx.run_dir) ? fopen(logpath, "w") : NULL;
+  s2t_scores sc = {0};
+  double loss_sum = 0;
+  int64_t loss_tokens = 0;
+  vox_status st = VOX_OK;
+  vox_no_grad_begin();
+  for (int64_t k = 0; k < nb && st == VOX_OK; k++) {
+    vox_batch *bt = NULL;
+    st = vox_loader_next(s->dev, &bt);
+    if (st != VOX_OK || !bt) break;
+    s2t_inputs in;
+    st = inputs_make(s, bt, s->dev_path, false, &in);
+    vox_tensor *loss = NULL;
+    int64_t nt = 0;
+    double v = 0;
+    if (st == VOX_OK) st = vox_speech_llm_s2t_loss(s->slm, &in.b, false, NULL, &loss, &nt);
+    if (st == VOX_OK) st = vox_tensor_item(loss, &v);
+    vox_tensor_release(loss);
+    loss_sum += v * (double)nt;
+    loss_tokens += nt;
+    inputs_free(&in);
+    if (st == VOX_OK && decode) {
+      st = inputs_make(s, bt, s->dev_path, true, &in);
+      int32_t **hyp = NULL, *hyp_lens = NULL;
+      if (st == VOX_OK) st = vox_speech_llm_generate(s->slm, &in.b, &g, &hyp, &hyp_lens);
+      if (st == VOX_OK) st = score_batch(s, bt, &in, hyp, hyp_lens, &sc, log);
+      for (int i = 0; hyp && i < in.b.B; i++) free(hyp[i]);
+      free(hyp);
+      free(hyp_lens);
+      inputs_free(&in);
+    }
+    vox_batch_free(bt);
+  }
+  vox_no_grad_end();
+  if (log) fclose(log);
+  if (st != VOX_OK) return vox_error_context(st, "task s2t eval: ");
+  VOX_TRY(vox_task_metrics_add(out, "loss", loss_tokens ? loss_sum / (double)loss_tokens : NAN));
+  if (sc.asr_n) {
+    VOX_TRY(vox_task_metrics_add(out, "wer", vox_eval_error_rate(&sc.words)));
+    VOX_TRY(vox_task_metrics_add(out, "cer", vox_eval_error_rate(&sc.chars)));
+  }
+  if (sc.qa_n) VOX_TRY(vox_task_metrics_add(out, "qa_acc", (double)sc.qa_correct / (double)sc.qa_n));
+  VOX_TRY(vox_task_metrics_add(out, "samples", (double)(sc.asr_n + sc.qa_n)));
+  return VOX_OK;
+}
+
+static vox_status s2t_get_position(void *p, vox_task_pos *pos) {
+  s2t_state *s = p;
+  vox_loader_pos lp = vox_loader_position(s->train);
+  *pos = (vox_task_pos){.n = 2, .v = {lp.epoch, lp.batch}};
+  return VOX_OK;
+}
+
+static vox_status s2t_seek(void *p, const vox_task_pos *pos) {
+  s2t_state *s = p;
+  if (pos->n != 2) return vox_errorf(VOX_ERR_INVALID, "task s2t: data position has %d values, expected epoch and batch", pos->n);
+  return vox_loader_seek(s->train, (vox_loader_pos){pos->v[0], pos->v[1]});
+}
+
+static const char *const s2t_data_keys[] = {"prompts", NULL};
+static const char *const s2t_eval_keys[] = {"beam_size", "max_new_tokens", "decode", NULL};
+
+static const vox_task_vtable s2t_task = {
+    .name = "s2t",
+    .summary = "speech-to-text alignment on asr / s2t_chat manifests (eval: loss, WER, CER, QA accuracy)",
+    .data_keys = s2t_data_keys,
+    .eval_keys = s2t_eval_keys,
+    .open = s2t_open,
+    .train_batch = s2t_train_batch,
+    .eval = s2t_eval,
+    .get_position = s2t_get_position,
+    .seek = s2t_seek,
+    .close = s2t_close,
+};
+VOX_TASK_REGISTER(s2t_task)
