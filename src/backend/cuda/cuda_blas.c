@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda_stream.h"
 #include "core/backend.h"
 #include "core/kernel_params.h"
 #include "core/tensor.h"
@@ -17,8 +18,8 @@
 #define BLAS_WORKSPACE (32u << 20)
 #define BLAS_CACHE_SLOTS 1024
 
-/* Work is queued on the legacy default stream, which orders against every blocking stream of the process. */
-static cudaStream_t blas_stream(void) { return 0; }
+/* GEMMs run on vox's compute stream, in order with every other kernel and with the stream-ordered allocator. */
+static cudaStream_t blas_stream(void) { return vox_cuda_compute_stream(); }
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;

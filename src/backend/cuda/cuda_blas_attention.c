@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "../../../kernels/flash_attn.h"
+#include "backend/cuda/cuda_stream.h"
 #include "core/backend.h"
 #include "core/kernel_params.h"
 #include "core/tensor.h"
 
-/* The legacy default stream orders against every blocking stream of the process. */
-static void *attn_stream(void) { return NULL; }
+/* Attention runs on vox's compute stream, in order with every other kernel and with the stream-ordered allocator. */
+static void *attn_stream(void) { return (void *)vox_cuda_compute_stream(); }
 
 /* VOX_CUDA_ATTENTION=reference forces the simple kernels (tests compare both paths; a debugging aid). */
 static bool force_reference(void) {
