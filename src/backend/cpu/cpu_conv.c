@@ -148,7 +148,9 @@ static vox_status cpu_conv1d_backward_weight(const vox_kernel_args *a) {
   }
   if (nt == 1) memset(wp, 0, sizeof(float) * (size_t)wn);
   int blas = nt > 1 ? vox_cpu_blas_single() : 1;
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
+  /* static: each thread sums a fixed set of tasks into its partial, so the result is bit-reproducible (a dynamic
+   * schedule regroups the float sums from run to run and breaks exact resume) */
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t task = 0; task < c.B * c.g; task++) {
     int64_t b = task / c.g, g = task % c.g;
     int tid = omp_get_thread_num();
