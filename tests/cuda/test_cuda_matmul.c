@@ -220,3 +220,5 @@ Test(cuda_matmul, linear_forward_backward) {
   vox_tensor *all[] = {x, w, b, y, l, xg, wg, bg, yg, lg, h[0], h[1], h[2], h[3]};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) vox_tensor_release(all[i]);
 }
+
+#include "cuda_skip_main.h"

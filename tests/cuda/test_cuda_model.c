@@ -140,3 +140,5 @@ Test(cuda_model, qwen2_layout_lm_cpu_vs_cuda) {
   vox_tensor_release(tg);
   vox_tensor_release(lens);
 }
+
+#include "cuda_skip_main.h"
