@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/log.h"
 #include "data/manifest.h"
 #include "nn/module.h"
 #include "train/task.h"
@@ -282,6 +283,12 @@ vox_status vox_recipe_parse(const vox_config *root, vox_recipe *r) {
       VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_UNSUPPORTED,
                                 "cuda requested but no CUDA device is available in this build/machine"), fail);
     r->device = have ? VOX_CUDA : VOX_CPU;
+    /* Models are built on the CPU until the trainer's GPU path lands (train_model.c); `auto` must keep working
+     * on a GPU machine, so it trains on the CPU there and says so. */
+    if (have && !strcmp(dev, "auto")) {
+      vox_log_warn("device auto: a CUDA device is present but the trainer runs on the CPU in this build");
+      r->device = VOX_CPU;
+    }
   } else {
     VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_PARSE, "expected auto, cpu or cuda"), fail);
   }
