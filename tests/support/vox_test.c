@@ -189,3 +189,25 @@ const char *vt_qwen_tokenizer_path(void) {
   snprintf(path, sizeof path, "%s", line);
   return path;
 }
+
+vox_status vt_lm_new(const vox_qwen2_config *cfg, uint64_t seed, vt_lm **out) {
+  vt_lm *l = calloc(1, sizeof *l);
+  if (!l) return vox_errorf(VOX_ERR_NOMEM, "vt_lm: out of memory");
+  vox_rng rng = vox_rng_make(seed);
+  vox_status st = vox_params_new(&l->params);
+  if (st == VOX_OK) st = vox_qwen2_init(&l->m, l->params, "", cfg, &rng);
+  if (st != VOX_OK) {
+    vox_params_free(l->params);
+    free(l);
+    l = NULL;
+  }
+  *out = l;
+  return st;
+}
+
+void vt_lm_free(vt_lm *l) {
+  if (!l) return;
+  vox_qwen2_release(&l->m);
+  vox_params_free(l->params);
+  free(l);
+}

@@ -9,6 +9,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "models/qwen2.h"
 
 /* Fails the test with the library's error message when a vox call does not return VOX_OK. */
 #define VT_OK(expr)                                                                                \
@@ -56,5 +57,14 @@ const char *vt_fixture(const char *name);
 /* Path of Qwen3's tokenizer.json, fetched by data_tools/fetch_qwen_tokenizer.sh (cached); NULL when it cannot be
  * fetched, so callers skip visibly. */
 const char *vt_qwen_tokenizer_path(void);
+
+/* A Qwen2-layout LM with a registry of its own, parameter names without a prefix (models register into a shared
+ * registry given to them; tests often want one model alone). */
+typedef struct vt_lm {
+  vox_params *params;
+  vox_qwen2 m;
+} vt_lm;
+vox_status vt_lm_new(const vox_qwen2_config *cfg, uint64_t seed, vt_lm **out);
+void vt_lm_free(vt_lm *l); /* NULL is fine */
 
 #endif

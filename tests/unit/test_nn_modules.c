@@ -12,34 +12,6 @@
 #include "optim/optim.h"
 #include "vox_test.h"
 
-/* A Qwen2-layout LM with a registry of its own (models register into a shared one given to them). */
-typedef struct test_lm {
-  vox_params *params;
-  vox_qwen2 m;
-} test_lm;
-
-static vox_status test_lm_new(const vox_qwen2_config *cfg, uint64_t seed, test_lm **out) {
-  test_lm *l = calloc(1, sizeof *l);
-  if (!l) return vox_errorf(VOX_ERR_NOMEM, "test_lm: out of memory");
-  vox_rng rng = vox_rng_make(seed);
-  vox_status st = vox_params_new(&l->params);
-  if (st == VOX_OK) st = vox_qwen2_init(&l->m, l->params, "", cfg, &rng);
-  if (st != VOX_OK) {
-    vox_params_free(l->params);
-    free(l);
-    l = NULL;
-  }
-  *out = l;
-  return st;
-}
-
-static void test_lm_free(test_lm *l) {
-  if (!l) return;
-  vox_qwen2_release(&l->m);
-  vox_params_free(l->params);
-  free(l);
-}
-
 static vox_qwen2_config small_cfg(void) {
   return (vox_qwen2_config){.vocab_size = 40, .hidden_size = 32, .num_hidden_layers = 2, .num_attention_heads = 4,
                             .num_key_value_heads = 2, .intermediate_size = 64, .initializer_range = 0.1f,
@@ -47,8 +19,8 @@ static vox_qwen2_config small_cfg(void) {
 }
 
 Test(nn_modules, names_and_globs) {
-  test_lm *m = NULL;
-  VT_OK(test_lm_new(&(vox_qwen2_config){.vocab_size = 40, .hidden_size = 32, .num_hidden_layers = 4,
+  vt_lm *m = NULL;
+  VT_OK(vt_lm_new(&(vox_qwen2_config){.vocab_size = 40, .hidden_size = 32, .num_hidden_layers = 4,
                                         .num_attention_heads = 4, .num_key_value_heads = 2, .intermediate_size = 64,
                                         .attention_bias = true},
                     7, &m));
@@ -89,29 +61,29 @@ Test(nn_modules, names_and_globs) {
   free(tr);
   /* Duplicate names are refused. */
   cr_assert_eq(vox_params_create(reg, "model.norm.weight", VOX_CPU, VT_SHAPE(4), NULL), VOX_ERR_INVALID);
-  test_lm_free(m);
+  vt_lm_free(m);
 }
 
 /* Same seed, same parameters: initialisation is deterministic. */
 Test(nn_modules, deterministic_init) {
   vox_qwen2_config cfg = small_cfg();
-  test_lm *a = NULL, *b = NULL, *c = NULL;
-  VT_OK(test_lm_new(&cfg, 5, &a));
-  VT_OK(test_lm_new(&cfg, 5, &b));
-  VT_OK(test_lm_new(&cfg, 6, &c));
+  vt_lm *a = NULL, *b = NULL, *c = NULL;
+  VT_OK(vt_lm_new(&cfg, 5, &a));
+  VT_OK(vt_lm_new(&cfg, 5, &b));
+  VT_OK(vt_lm_new(&cfg, 6, &c));
   for (int i = 0; i < a->params->count; i++)
     vt_assert_close(a->params->items[i].tensor, b->params->items[i].tensor, 0, 0, a->params->items[i].name);
   cr_assert_gt(vt_close_ratio(a->params->items[0].tensor, c->params->items[0].tensor, 1e-6, 0), 1.0);
-  test_lm_free(a);
-  test_lm_free(b);
-  test_lm_free(c);
+  vt_lm_free(a);
+  vt_lm_free(b);
+  vt_lm_free(c);
 }
 
 /* Prefill 5 tokens, then decode 1, 2 and 1 tokens: logits equal the full causal forward's. */
 Test(nn_modules, kv_cache_matches_full_forward) {
   vox_qwen2_config cfg = small_cfg();
-  test_lm *m = NULL;
-  VT_OK(test_lm_new(&cfg, 11, &m));
+  vt_lm *m = NULL;
+  VT_OK(vt_lm_new(&cfg, 11, &m));
   enum { B = 2, T = 9 };
   int32_t ids[B * T];
   for (int i = 0; i < B * T; i++) ids[i] = (i * 7 + 3) % cfg.vocab_size;
@@ -148,7 +120,7 @@ Test(nn_modules, kv_cache_matches_full_forward) {
   vox_qwen2_caches_free(&m->m, caches);
   vox_tensor_release(all);
   vox_tensor_release(full);
-  test_lm_free(m);
+  vt_lm_free(m);
 }
 
 static void block_grads(bool checkpoint, float dropout, vox_tensor **grads, int *n_out, vox_tensor **xgrad,
@@ -299,8 +271,8 @@ static void train_without_leaks(bool checkpoint) {
   vt_mem_mark start = vt_mem_now();
   vox_qwen2_config cfg = small_cfg();
   cfg.checkpoint = checkpoint;
-  test_lm *m = NULL;
-  VT_OK(test_lm_new(&cfg, 21, &m));
+  vt_lm *m = NULL;
+  VT_OK(vt_lm_new(&cfg, 21, &m));
   vox_optim_config oc = vox_optim_adamw_config(3e-3f, 0.01f);
   vox_optim *opt = NULL;
   VT_OK(vox_optim_new(&oc, &opt));
@@ -334,7 +306,7 @@ static void train_without_leaks(bool checkpoint) {
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
   vox_optim_free(opt);
-  test_lm_free(m);
+  vt_lm_free(m);
   vt_assert_mem_back_to(start, "tiny Qwen2 LM training");
 }
 

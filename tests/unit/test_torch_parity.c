@@ -34,42 +34,14 @@ static double rel_err(const float *a, const float *b, int64_t n) {
   return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* A Qwen2-layout LM with a registry of its own (models register into a shared one given to them). */
-typedef struct test_lm {
-  vox_params *params;
-  vox_qwen2 m;
-} test_lm;
-
-static vox_status test_lm_new(const vox_qwen2_config *cfg, uint64_t seed, test_lm **out) {
-  test_lm *l = calloc(1, sizeof *l);
-  if (!l) return vox_errorf(VOX_ERR_NOMEM, "test_lm: out of memory");
-  vox_rng rng = vox_rng_make(seed);
-  vox_status st = vox_params_new(&l->params);
-  if (st == VOX_OK) st = vox_qwen2_init(&l->m, l->params, "", cfg, &rng);
-  if (st != VOX_OK) {
-    vox_params_free(l->params);
-    free(l);
-    l = NULL;
-  }
-  *out = l;
-  return st;
-}
-
-static void test_lm_free(test_lm *l) {
-  if (!l) return;
-  vox_qwen2_release(&l->m);
-  vox_params_free(l->params);
-  free(l);
-}
-
 static void run_parity(bool tied, bool qkv_bias) {
   if (!have_torch()) cr_skip("PyTorch not available to " PY " (import torch failed): whole-model parity skipped");
   vox_qwen2_config cfg = {.vocab_size = 97, .hidden_size = 64, .num_hidden_layers = 2, .num_attention_heads = 4,
                           .num_key_value_heads = 2, .intermediate_size = 160, .rope_theta = 10000.0f,
                           .rms_norm_eps = 1e-6f, .initializer_range = 0.1f, .tie_word_embeddings = tied,
                           .attention_bias = qkv_bias};
-  test_lm *m = NULL;
-  VT_OK(test_lm_new(&cfg, 1234, &m));
+  vt_lm *m = NULL;
+  VT_OK(vt_lm_new(&cfg, 1234, &m));
   /* Non-trivial norms and biases, so their gradients and effects are checked too. */
   vox_rng rng = vox_rng_make(99);
   for (int i = 0; i < m->params->count; i++) {
@@ -144,7 +116,7 @@ static void run_parity(bool tied, bool qkv_bias) {
   vox_tensor_release(loss);
   vox_tensor_release(tid);
   vox_tensor_release(ttg);
-  test_lm_free(m);
+  vt_lm_free(m);
 }
 
 Test(torch_parity, qwen2_untied_qkv_bias) { run_parity(false, true); }
