@@ -219,7 +219,20 @@ done:
   return VOX_OK;
 }
 
-/* Audio (when the batch has features) + splice + LLM hidden states [B, L, H]. */
+vox_status vox_sllm_batch_audio(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
+                                vox_tensor **audio, int32_t **lens) {
+  *audio = NULL;
+  *lens = NULL;
+  if (!b->audio) return b->features ? vox_speech_llm_encode_audio(m, b->features, b->feat_lens, training, rng, audio, lens)
+                                    : VOX_OK;
+  *lens = malloc(sizeof(int32_t) * (size_t)(b->B > 0 ? b->B : 1));
+  if (!*lens) return vox_errorf(VOX_ERR_NOMEM, "speech_llm: out of memory");
+  memcpy(*lens, b->audio_lens, sizeof(int32_t) * (size_t)b->B);
+  *audio = vox_tensor_retain(b->audio);
+  return VOX_OK;
+}
+
+/* Audio (precomputed or from the batch's features) + splice + LLM hidden states [B, L, H]. */
 vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
                                vox_tensor **hidden, int32_t **lens, int32_t **labels) {
   vox_tensor *audio = NULL, *emb = NULL, *kv = NULL;
@@ -228,8 +241,7 @@ vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool t
   *hidden = NULL;
   *lens = NULL;
   if (labels) *labels = NULL;
-  if (b->features) VOX_CHECK_GOTO(st, vox_speech_llm_encode_audio(m, b->features, b->feat_lens, training, rng, &audio,
-                                                                   &alens), done);
+  VOX_CHECK_GOTO(st, vox_sllm_batch_audio(m, b, training, rng, &audio, &alens), done);
   VOX_CHECK_GOTO(st, vox_speech_llm_splice(m, b, audio, alens, &emb, lens, labels), done);
   VOX_CHECK_GOTO(st, vox_seq_i32(*lens, 1, (int64_t[]){b->B}, emb->device, &kv), done);
   st = vox_qwen2_forward_embeds(&m->llm, emb, NULL, kv, NULL, training, rng, hidden);

@@ -66,6 +66,10 @@ typedef struct vox_s2t_batch {
   const int32_t *const *ids;     /* B host arrays */
   const int32_t *const *labels;  /* B host arrays (may be NULL for generation) */
   const int32_t *n_ids;          /* host [B] */
+  /* Optional, borrowed: the batch's audio already through encoder and projector (vox_speech_llm_encode_audio),
+   * so an evaluation that scores the loss and then decodes runs the encoder once. NULL: encode `features`. */
+  vox_tensor *audio;
+  const int32_t *audio_lens;     /* host [B], with `audio` */
 } vox_s2t_batch;
 
 /* The LLM input of a batch: audio embeddings spliced in at each sample's placeholder (a_len rows replace the one

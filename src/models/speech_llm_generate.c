@@ -100,8 +100,7 @@ static vox_status prefill(vox_speech_llm *m, const vox_s2t_batch *b, int64_t cap
   vox_status st;
   *caches = NULL;
   *lens = NULL;
-  if (b->features)
-    VOX_CHECK_GOTO(st, vox_speech_llm_encode_audio(m, b->features, b->feat_lens, false, NULL, &audio, &alens), done);
+  VOX_CHECK_GOTO(st, vox_sllm_batch_audio(m, b, false, NULL, &audio, &alens), done);
   vox_s2t_batch nb = *b;
   nb.labels = NULL;
   VOX_CHECK_GOTO(st, vox_speech_llm_splice(m, &nb, audio, alens, &emb, lens, NULL), done);

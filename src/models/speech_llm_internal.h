@@ -11,8 +11,12 @@ void vox_sllm_encoder_release(vox_speech_llm *m);
 /* feats [B, T, bins] -> hidden [B, T', d] and out_lengths i32 [B]. */
 vox_status vox_sllm_encoder_forward(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                     vox_rng *rng, vox_tensor **hidden, vox_tensor **out_lengths);
+/* The batch's audio embeddings: b->audio (retained, lengths copied) when given, else encoded from b->features;
+ * *audio stays NULL for a batch without audio. The caller releases *audio and frees *lens. */
+vox_status vox_sllm_batch_audio(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
+                                vox_tensor **audio, int32_t **lens);
 bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix);
-/* Audio (when b->features) + splice + LLM: hidden [B, L, H], host lens [B] and (labels != NULL) labels [B*L]. */
+/* Audio (vox_sllm_batch_audio) + splice + LLM: hidden [B, L, H], host lens [B] and (labels != NULL) labels [B*L]. */
 vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
                                vox_tensor **hidden, int32_t **lens, int32_t **labels);
 

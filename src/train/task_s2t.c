@@ -179,9 +179,11 @@ static vox_status inputs_make(const s2t_state *s, const vox_batch *bt, const cha
     in->n_ids[i] = (int32_t)in->enc[i].ids.len;
     lens[i] = (int32_t)bt->lengths[i];
   }
-  if (st == VOX_OK)
+  /* generation prompts take the audio the eval already encoded (b.audio), not the features */
+  if (st == VOX_OK && !for_generation)
     st = vox_tensor_from_host(VOX_F32, s->ctx.device, 3, (int64_t[]){bt->B, bt->T, bt->bins}, bt->feats, &in->b.features);
-  if (st == VOX_OK) st = vox_tensor_from_host(VOX_I32, s->ctx.device, 1, (int64_t[]){bt->B}, lens, &in->b.feat_lens);
+  if (st == VOX_OK && !for_generation)
+    st = vox_tensor_from_host(VOX_I32, s->ctx.device, 1, (int64_t[]){bt->B}, lens, &in->b.feat_lens);
   free(lens);
   in->b.ids = in->ids;
   in->b.labels = for_generation ? NULL : in->labels;
@@ -276,27 +278,34 @@ static vox_status s2t_eval(void *p, const vox_config *eval_node, int64_t max_bat
     vox_batch *bt = NULL;
     st = vox_loader_next(s->dev, &bt);
     if (st != VOX_OK || !bt) break;
-    s2t_inputs in;
-    st = inputs_make(s, bt, s->dev_path, false, &in);
-    vox_tensor *loss = NULL;
+    /* the loss and the decoding read the same audio: encode it once */
+    s2t_inputs in, gen = {0};
+    vox_tensor *audio = NULL, *loss = NULL;
+    int32_t *alens = NULL;
     int64_t nt = 0;
     double v = 0;
+    st = inputs_make(s, bt, s->dev_path, false, &in);
+    if (st == VOX_OK) st = vox_speech_llm_encode_audio(s->slm, in.b.features, in.b.feat_lens, false, NULL, &audio, &alens);
+    in.b.audio = audio, in.b.audio_lens = alens;
     if (st == VOX_OK) st = vox_speech_llm_s2t_loss(s->slm, &in.b, false, NULL, &loss, &nt);
     if (st == VOX_OK) st = vox_tensor_item(loss, &v);
     vox_tensor_release(loss);
     loss_sum += v * (double)nt;
     loss_tokens += nt;
-    inputs_free(&in);
     if (st == VOX_OK && decode) {
-      st = inputs_make(s, bt, s->dev_path, true, &in);
+      st = inputs_make(s, bt, s->dev_path, true, &gen);
+      gen.b.audio = audio, gen.b.audio_lens = alens;
       int32_t **hyp = NULL, *hyp_lens = NULL;
-      if (st == VOX_OK) st = vox_speech_llm_generate(s->slm, &in.b, &g, &hyp, &hyp_lens);
-      if (st == VOX_OK) st = score_batch(s, bt, &in, hyp, hyp_lens, &sc, log);
-      for (int i = 0; hyp && i < in.b.B; i++) free(hyp[i]);
+      if (st == VOX_OK) st = vox_speech_llm_generate(s->slm, &gen.b, &g, &hyp, &hyp_lens);
+      if (st == VOX_OK) st = score_batch(s, bt, &gen, hyp, hyp_lens, &sc, log);
+      for (int i = 0; hyp && i < gen.b.B; i++) free(hyp[i]);
       free(hyp);
       free(hyp_lens);
-      inputs_free(&in);
     }
+    inputs_free(&gen);
+    inputs_free(&in);
+    vox_tensor_release(audio);
+    free(alens);
     vox_batch_free(bt);
   }
   vox_no_grad_end();

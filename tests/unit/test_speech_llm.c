@@ -614,3 +614,39 @@ Test(speech_llm, s2t_step_is_bit_reproducible) {
   free(g[0]);
   free(g[1]);
 }
+
+/* A batch carrying its audio already encoded (what eval does to encode once for loss and decoding) gives the same
+ * loss and the same generated tokens as one that encodes its features. */
+Test(speech_llm, precomputed_audio_equals_encoding_the_features) {
+  vox_speech_llm *m = tiny(7);
+  batch t;
+  make_batch(&t);
+  vox_tensor *audio = NULL, *l1 = NULL, *l2 = NULL;
+  int32_t *alens = NULL;
+  VT_OK(vox_speech_llm_encode_audio(m, t.b.features, t.b.feat_lens, false, NULL, &audio, &alens));
+  vox_s2t_batch pre = t.b;
+  pre.features = NULL, pre.feat_lens = NULL, pre.audio = audio, pre.audio_lens = alens;
+  int64_t n1 = 0, n2 = 0;
+  double v1, v2;
+  VT_OK(vox_speech_llm_s2t_loss(m, &t.b, false, NULL, &l1, &n1));
+  VT_OK(vox_speech_llm_s2t_loss(m, &pre, false, NULL, &l2, &n2));
+  VT_OK(vox_tensor_item(l1, &v1));
+  VT_OK(vox_tensor_item(l2, &v2));
+  cr_assert_eq(n1, n2);
+  cr_assert_eq(v1, v2, "loss %.9g from features, %.9g from precomputed audio", v1, v2);
+  t.b.labels = NULL, pre.labels = NULL;
+  vox_generate_opts o = {.max_new_tokens = 4, .beam_size = 1};
+  int32_t **a = NULL, **b = NULL, *la = NULL, *lb = NULL;
+  VT_OK(vox_speech_llm_generate(m, &t.b, &o, &a, &la));
+  VT_OK(vox_speech_llm_generate(m, &pre, &o, &b, &lb));
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(la[i], lb[i]);
+    for (int s = 0; s < la[i]; s++) cr_assert_eq(a[i][s], b[i][s], "sample %d step %d", i, s);
+    free(a[i]), free(b[i]);
+  }
+  free(a), free(b), free(la), free(lb);
+  vox_tensor_release(l1), vox_tensor_release(l2), vox_tensor_release(audio);
+  free(alens);
+  free_batch(&t);
+  vox_speech_llm_free(m);
+}
