@@ -49,6 +49,9 @@ typedef struct vox_softmax_params { bool log; } vox_softmax_params;
  * one-hot target with the uniform distribution: loss = (1-eps)*nll + eps*mean_v(-logp_v). */
 typedef struct vox_cross_entropy_params { int32_t ignore_index; float label_smoothing; } vox_cross_entropy_params;
 
+/* CTC (kernels.def CTC_LOSS*): operands are contiguous, lengths and labels already validated by the op. */
+typedef struct vox_ctc_params { int32_t blank; } vox_ctc_params;
+
 /* Batched GEMM over the leading dims (already broadcast to out's batch shape by strides, 0 where broadcast):
  * out[..., m, n] = alpha * sum_k op(a)[..., m, k] * op(b)[..., k, n] + beta * out[..., m, n]. */
 typedef struct vox_matmul_params { bool trans_a, trans_b; float alpha, beta; } vox_matmul_params;

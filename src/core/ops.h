@@ -84,6 +84,14 @@ vox_status vox_op_log_softmax(vox_tensor *x, int dim, vox_tensor **out);
  * backward recomputes softmax from logits and the saved log-sum-exp, never storing probabilities. */
 vox_status vox_op_cross_entropy(vox_tensor *logits, vox_tensor *targets, int32_t ignore_index,
                                 float label_smoothing, vox_tensor **out);
+/* CTC loss per sample: logits f32/bf16 [B, T, C] (log-softmax is applied inside, over C), targets i32 [B, S] (row b's
+ * first target_lens[b] entries are its labels, each in [0, C) and != blank; the rest is padding and ignored),
+ * input_lens and target_lens i32 [B] (host-readable tensors on any device; 0 <= input_lens[b] <= T,
+ * 0 <= target_lens[b] <= S). out: f32 [B], the negative log-likelihood of each row (not normalised). A row whose
+ * labels cannot fit in its frames (infeasible) gets loss 0 and zero gradient (torch's zero_infinity).
+ * Differentiable in logits; frames t >= input_lens[b] get zero gradient. (ops/ctc.c) */
+vox_status vox_op_ctc_loss(vox_tensor *logits, vox_tensor *targets, vox_tensor *input_lens, vox_tensor *target_lens,
+                           int32_t blank, vox_tensor **out);
 vox_status vox_op_mse_loss(vox_tensor *pred, vox_tensor *target, vox_tensor **out); /* mean */
 vox_status vox_op_l1_loss(vox_tensor *pred, vox_tensor *target, vox_tensor **out);  /* mean */
 

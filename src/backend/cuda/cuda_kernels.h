@@ -86,6 +86,17 @@ cudaError_t vox_cu_cross_entropy_backward(cudaStream_t s, const vox_cu_view *x, 
                                           const vox_cu_view *lse, const vox_cu_view *dloss, const vox_cu_view *dx,
                                           int32_t ignore_index, float eps);
 
+/* ---- CTC loss (kernels/ctc.cu): contiguous operands; x [B,T,C] f32/bf16, logp f32 [B,T,C], alpha f32 [B,T,2S+1],
+ * targets i32 [B,S], lens i32 [B] (validated by the op). Both need device `scratch` of vox_cu_ctc_scratch_bytes. */
+cudaError_t vox_cu_ctc_loss(cudaStream_t s, const void *x, int x_dtype, const int32_t *targets, const int32_t *in_lens,
+                            const int32_t *tg_lens, float *loss, float *logp, float *alpha, void *scratch, int64_t B,
+                            int64_t T, int64_t C, int64_t S, int32_t blank);
+size_t vox_cu_ctc_scratch_bytes(int64_t B, int64_t S);
+cudaError_t vox_cu_ctc_loss_backward(cudaStream_t s, const float *logp, const int32_t *targets, const int32_t *in_lens,
+                                     const int32_t *tg_lens, const float *alpha, const void *dloss, int dloss_dtype,
+                                     void *dx, int dx_dtype, void *scratch, int64_t B, int64_t T, int64_t C,
+                                     int64_t S, int32_t blank);
+
 /* ---- indexing (kernels/index.cu) ---- */
 /* Writes into *bad (device, pre-set to INT64_MAX by the caller) the smallest flat position of ids whose value is
  * outside [0, limit) and not equal to `allowed` (pass INT32_MIN... to allow none). */
