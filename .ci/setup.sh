@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git
-  libopenblas-dev libyaml-dev libhdf5-dev libsndfile1-dev libsoxr-dev libkissfft-dev
+  libopenblas-dev libopenblas-openmp-dev libyaml-dev libhdf5-dev libsndfile1-dev libsoxr-dev libkissfft-dev
   libpcre2-dev libutf8proc-dev libcjson-dev libcriterion-dev
   libopenmpi-dev openmpi-bin espeak-ng sox gnuplot-nox
   python3 python3-numpy python3-torch python3-torchaudio valgrind hdf5-tools)

@@ -52,9 +52,9 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   static const char *const keys[] = {"kind", "num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                      "encoder_ffn_dim", "max_source_positions", "input_size", "output_size",
                                      "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size",
-                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", NULL};
+                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
-  const char *kind;
+  const char *kind, *alphabet;
   VOX_TRY(vox_config_string(n, "kind", "whisper", &kind));
   memset(e, 0, sizeof *e);
   if (!strcmp(kind, "whisper")) e->kind = VOX_ENCODER_WHISPER;
@@ -63,6 +63,12 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   VOX_TRY(get_float(n, "dropout", 0.0, &e->dropout));
   VOX_TRY(vox_config_bool(n, "checkpoint", false, &e->checkpoint));
   VOX_TRY(get_pretrained(n, pretrained));
+  VOX_TRY(vox_config_string(n, "ctc_alphabet", "", &alphabet));
+  if (strlen(alphabet) >= sizeof e->ctc_alphabet) return bad(n, "ctc_alphabet", "is longer than 127 bytes");
+  for (const char *c = alphabet; *c; c++)
+    if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || strchr(c + 1, *c))
+      return bad(n, "ctc_alphabet", "must be printable ASCII symbols, each once");
+  strcpy(e->ctc_alphabet, alphabet);
   static const char *const whisper_only[] = {"num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                              "encoder_ffn_dim", "max_source_positions", NULL};
   static const char *const sanm_only[] = {"input_size", "output_size", "attention_heads", "linear_units",
@@ -342,6 +348,7 @@ void vox_model_config_numel(const vox_model_config *c, int64_t n[6]) {
       }
       n[0] += 2 * d + (e->tp_blocks > 0 ? 2 * d : 0);
     }
+    if (e->ctc_alphabet[0]) n[0] += linear_n(encoder_width(e), (int64_t)strlen(e->ctc_alphabet) + 1, true);
   }
   if (c->has_input_projector) {
     const vox_projector_config *p = &c->input_projector;

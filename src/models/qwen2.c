@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "models/seq_util.h"
 
 vox_qwen2_config vox_qwen2_config_default(void) {
   return (vox_qwen2_config){.vocab_size = 151936, .hidden_size = 4096, .num_hidden_layers = 32,
@@ -163,11 +164,46 @@ done:
   return st;
 }
 
+/* The loss alone needs the head only where a target is: gathering those rows first skips the vocabulary-wide
+ * logits of padding and prompt positions (most of a ChatML sample's) and gives the same mean. */
+static vox_status loss_on_target_rows(vox_qwen2 *m, vox_tensor *ids, vox_tensor *targets, bool training,
+                                      vox_rng *rng, vox_tensor **loss) {
+  int64_t N = vox_tensor_numel(targets), n = 0;
+  int32_t *tg = malloc((size_t)(N ? N : 1) * sizeof *tg), *rows = malloc((size_t)(N ? N : 1) * sizeof *rows);
+  vox_tensor *e = NULL, *h = NULL, *hsel = NULL, *lg = NULL, *tsel = NULL;
+  vox_status st = tg && rows ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "qwen2 loss: out of memory");
+  if (st == VOX_OK && (targets->ndim != 2 || ids->ndim != 2 || targets->shape[0] != ids->shape[0] ||
+                       targets->shape[1] != ids->shape[1]))
+    st = vox_errorf(VOX_ERR_SHAPE, "qwen2 loss: targets must have the shape of ids [B, T]");
+  if (st == VOX_OK) st = vox_tensor_read_i32(targets, tg);
+  for (int64_t i = 0; st == VOX_OK && i < N; i++)
+    if (tg[i] != -100) rows[n] = (int32_t)i, tg[n++] = tg[i];
+  if (st == VOX_OK && n == 0) st = vox_errorf(VOX_ERR_INVALID, "qwen2 loss: every target is -100 (nothing to learn)");
+  if (st == VOX_OK) st = vox_qwen2_embed(m, ids, &e);
+  if (st == VOX_OK) st = vox_qwen2_forward_embeds(m, e, NULL, NULL, NULL, training, rng, &h);
+  if (st == VOX_OK) st = vox_seq_gather_rows(h, rows, 1, (int64_t[]){n}, &hsel);
+  if (st == VOX_OK) st = vox_qwen2_logits(m, hsel, &lg);
+  if (st == VOX_OK) st = vox_seq_i32(tg, 1, (int64_t[]){n}, lg->device, &tsel);
+  if (st == VOX_OK) st = vox_op_cross_entropy(lg, tsel, -100, 0.0f, loss);
+  vox_tensor_release(e);
+  vox_tensor_release(h);
+  vox_tensor_release(hsel);
+  vox_tensor_release(lg);
+  vox_tensor_release(tsel);
+  free(tg);
+  free(rows);
+  return st;
+}
+
 vox_status vox_qwen2_forward(vox_qwen2 *m, vox_tensor *ids, vox_tensor *targets, bool training, vox_rng *rng,
                              vox_tensor **logits, vox_tensor **loss) {
   vox_tensor *lg = NULL;
   if (logits) *logits = NULL;
   if (loss) *loss = NULL;
+  if (targets && loss && !logits) {
+    vox_status st = loss_on_target_rows(m, ids, targets, training, rng, loss);
+    return st == VOX_OK ? st : vox_error_context(st, "qwen2 '%s': ", m->prefix);
+  }
   VOX_TRY(run_ids(m, ids, NULL, training, rng, &lg));
   vox_status st = VOX_OK;
   if (targets && loss) st = vox_op_cross_entropy(lg, targets, -100, 0.0f, loss);

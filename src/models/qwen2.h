@@ -63,7 +63,8 @@ vox_status vox_qwen2_forward_embeds(vox_qwen2 *m, vox_tensor *embeds, vox_tensor
 vox_status vox_qwen2_logits(const vox_qwen2 *m, vox_tensor *hidden, vox_tensor **logits);
 
 /* Convenience: ids i32 [B, T] -> logits [B, T, V]; when targets (i32 [B, T], aligned with the logits, i.e. already
- * shifted by the caller; -100 = ignore) and loss are given, *loss is the mean cross-entropy. logits may be NULL. */
+ * shifted by the caller; -100 = ignore) and loss are given, *loss is the mean cross-entropy. logits may be NULL:
+ * then the head runs only on the rows that have a target. */
 vox_status vox_qwen2_forward(vox_qwen2 *m, vox_tensor *ids, vox_tensor *targets, bool training, vox_rng *rng,
                              vox_tensor **logits, vox_tensor **loss);
 /* Incremental decoding without autograd: ids [B, T] continuing the caches -> logits [B, T, V]. */

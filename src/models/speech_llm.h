@@ -23,6 +23,7 @@ typedef struct vox_speech_llm {
   vox_params *params; /* owned: every part's parameters */
   vox_whisper_encoder whisper; /* when cfg.encoder.kind == whisper: "audio_encoder.encoder.*" */
   vox_sanm_encoder *sanm;      /* owned, when kind == sanm: "audio_encoder.encoder.*" (FunASR names) */
+  vox_linear ctc;              /* "audio_encoder.ctc.ctc_lo.*" when cfg.encoder.ctc_alphabet is set */
   vox_projector in_proj;       /* "input_projector.*" */
   vox_qwen2 llm;               /* "llm.model.*", "llm.lm_head.weight" */
   vox_output_projector out_proj; /* "output_projector.linear.*" */
@@ -51,6 +52,25 @@ vox_status vox_speech_llm_load_pretrained(vox_speech_llm *m);
 vox_status vox_speech_llm_set_trainable(vox_speech_llm *m, const char *glob, bool trainable, int *n);
 /* Elements of the parameters whose names start with prefix ("llm."; "" for all). */
 int64_t vox_speech_llm_numel(const vox_speech_llm *m, const char *prefix, bool trainable_only);
+
+/* CTC on the audio encoder (needs cfg.encoder.ctc_alphabet; blank 0, symbol i + 1 = alphabet[i]).
+ * Logits: feats [B, T, bins], lengths i32 [B] or NULL -> logits [B, T', symbols + 1] and frame counts i32 [B]. */
+vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
+                                     vox_rng *rng, vox_tensor **logits, vox_tensor **out_lengths);
+/* A transcript as CTC symbols: lower-cased when the alphabet has no capitals, hyphens and white space as the
+ * alphabet's space (when it has one, runs collapsed, ends trimmed), other characters dropped. *ids malloc'd. */
+vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n);
+/* The mean CTC loss per target symbol of B transcripts (every row's negative log-likelihood summed, divided by
+ * the batch's symbol count); *n_symbols gets that count. Rows whose symbols cannot fit their frames add 0. */
+vox_status vox_speech_llm_ctc_loss(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths,
+                                   const char *const *texts, bool training, vox_rng *rng, vox_tensor **loss,
+                                   int64_t *n_symbols);
+/* The same loss from logits vox_speech_llm_ctc_logits gave (an eval that also decodes encodes once). */
+vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *logits, vox_tensor *frame_lens,
+                                               const char *const *texts, vox_tensor **loss, int64_t *n_symbols);
+/* Best-path decoding of ctc logits (argmax per frame, repeats merged, blanks dropped): B malloc'd strings. */
+vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *logits, const vox_tensor *lengths,
+                                     char ***texts);
 
 /* Audio features through the encoder and the input projector: feats [B, T, bins], lengths i32 [B] or NULL ->
  * embeds [B, T', llm hidden] and host lengths (malloc'd, caller frees). */

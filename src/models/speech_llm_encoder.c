@@ -1,9 +1,18 @@
 /* The composite's audio-encoder dispatch: the model config's `audio_encoder.kind` picks the Whisper encoder
  * (HF WhisperEncoder names under "audio_encoder.") or the SenseVoice SAN-M encoder (FunASR names under
- * "audio_encoder."). */
+ * "audio_encoder."), plus the optional CTC head on its output. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "models/speech_llm_internal.h"
+
+static vox_status ctc_head_init(vox_speech_llm *m, vox_rng *rng) {
+  const vox_mc_encoder *e = &m->cfg.encoder;
+  if (!e->ctc_alphabet[0]) return VOX_OK;
+  int width = e->kind == VOX_ENCODER_WHISPER ? e->d_model : e->output_size;
+  return vox_linear_init(&m->ctc, m->params, "audio_encoder.ctc.ctc_lo", width, (int)strlen(e->ctc_alphabet) + 1,
+                         true, rng);
+}
 
 vox_status vox_sllm_encoder_init(vox_speech_llm *m, vox_rng *rng) {
   const vox_mc_encoder *e = &m->cfg.encoder;
@@ -17,7 +26,8 @@ vox_status vox_sllm_encoder_init(vox_speech_llm *m, vox_rng *rng) {
     wc.max_source_positions = e->max_source_positions;
     wc.dropout = e->dropout;
     wc.checkpoint = e->checkpoint;
-    return vox_whisper_encoder_init(&m->whisper, m->params, "audio_encoder.", &wc, rng);
+    VOX_TRY(vox_whisper_encoder_init(&m->whisper, m->params, "audio_encoder.", &wc, rng));
+    return ctc_head_init(m, rng);
   }
   vox_sanm_encoder_config sc = vox_sanm_encoder_config_small();
   sc.input_size = e->input_size;
@@ -33,7 +43,8 @@ vox_status vox_sllm_encoder_init(vox_speech_llm *m, vox_rng *rng) {
   sc.checkpoint = e->checkpoint;
   m->sanm = calloc(1, sizeof *m->sanm);
   if (!m->sanm) return vox_errorf(VOX_ERR_NOMEM, "speech_llm: out of memory");
-  return vox_sanm_encoder_init(m->sanm, m->params, "audio_encoder.", &sc, rng);
+  VOX_TRY(vox_sanm_encoder_init(m->sanm, m->params, "audio_encoder.", &sc, rng));
+  return ctc_head_init(m, rng);
 }
 
 void vox_sllm_encoder_release(vox_speech_llm *m) {

@@ -49,7 +49,12 @@ static vox_status load_hf(vox_speech_llm *m, int part, const char *prefix, const
     const vox_qwen2_config *q = part == 2 ? &m->cfg.llm : &m->cfg.voice_lm.lm;
     if (q->tie_word_embeddings) o.ignore_unexpected = tied_unexpected; /* some tied checkpoints still write it */
   }
-  if (part == 0) o.rename = m->cfg.encoder.kind == VOX_ENCODER_WHISPER ? whisper_rename : sanm_rename;
+  /* A CTC head is ours (its alphabet is the recipe's): HF/FunASR files never hold it, it stays as initialised. */
+  static const char *const encoder_missing[] = {"*.lora_A.weight", "*.lora_B.weight", "ctc.ctc_lo.*", NULL};
+  if (part == 0) {
+    o.rename = m->cfg.encoder.kind == VOX_ENCODER_WHISPER ? whisper_rename : sanm_rename;
+    o.ignore_missing = encoder_missing;
+  }
   return vox_hf_load_params(m->params, prefix, dir, &o);
 }
 

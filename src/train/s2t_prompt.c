@@ -98,9 +98,52 @@ static vox_status chat_messages(const vox_s2t_prompts *p, const vox_sample *s, c
   return *reference ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "s2t prompt: reference");
 }
 
-vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
-                          const vox_sample *sample, const char *manifest_path, bool for_generation,
-                          vox_s2t_encoded *out) {
+/* What the audio of a sample says: an asr sample's `text`; an s2t_chat sample's `transcript`, else `question`. */
+static vox_status spoken_text(const vox_sample *s, const char *where, char **out) {
+  if (strcmp(s->task, "asr") == 0) {
+    *out = s->text ? strdup(s->text) : NULL;
+  } else {
+    cJSON *extra = cJSON_Parse(s->extra_json);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(extra, "transcript");
+    if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(extra, "question");
+    *out = cJSON_IsString(t) ? strdup(t->valuestring) : NULL;
+    cJSON_Delete(extra);
+  }
+  if (!*out)
+    return vox_errorf(VOX_ERR_PARSE, "%s: sample \"%s\" has no text of its audio (`text` for asr; `transcript` or "
+                      "`question` for s2t_chat), which its text form needs", where, s->key);
+  return VOX_OK;
+}
+
+/* Replaces every placeholder in user turns by `text`; counts the replacements. */
+static vox_status substitute_audio(messages *m, const char *placeholder, const char *text, int *count) {
+  size_t pl = strlen(placeholder), tl = strlen(text);
+  for (int i = 0; i < m->n; i++) {
+    if (strcmp(m->items[i].role, "user") != 0) continue;
+    const char *c = m->items[i].content;
+    size_t n = 0;
+    for (const char *p = strstr(c, placeholder); p; p = strstr(p + pl, placeholder)) n++;
+    if (n == 0) continue;
+    char *out = malloc(strlen(c) + n * tl + 1), *w = out;
+    if (!out) return vox_errorf(VOX_ERR_NOMEM, "s2t prompt: text form");
+    for (const char *p = c, *q; ; p = q + pl) {
+      q = strstr(p, placeholder);
+      size_t k = q ? (size_t)(q - p) : strlen(p);
+      memcpy(w, p, k), w += k;
+      if (!q) break;
+      memcpy(w, text, tl), w += tl;
+    }
+    *w = 0;
+    free((char *)m->items[i].content);
+    m->items[i].content = out;
+    *count += (int)n;
+  }
+  return VOX_OK;
+}
+
+static vox_status encode(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
+                         const vox_sample *sample, const char *manifest_path, bool for_generation, bool as_text,
+                         vox_s2t_encoded *out) {
   memset(out, 0, sizeof *out);
   char where[512];
   snprintf(where, sizeof where, "%s:%d", manifest_path ? manifest_path : "<manifest>", sample->line);
@@ -116,12 +159,22 @@ vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *promp
     st = vox_errorf(VOX_ERR_INVALID, "%s: task \"%s\" is not a speech-to-text task (expected asr or s2t_chat)", where,
                     sample->task);
   }
+  if (st == VOX_OK && as_text) {
+    char *said = NULL;
+    int replaced = 0;
+    st = spoken_text(sample, where, &said);
+    if (st == VOX_OK) st = substitute_audio(&m, prompts->audio_token, said, &replaced);
+    free(said);
+    if (st == VOX_OK && replaced != 1)
+      st = vox_errorf(VOX_ERR_PARSE, "%s: expected the audio placeholder %s exactly once in the user turns, found %d",
+                      where, prompts->audio_token, replaced);
+  }
   vox_chatml_encoding enc = {0};
   if (st == VOX_OK) {
     vox_chatml_opts opts = {.add_generation_prompt = for_generation, .content_special = true};
     st = vox_chatml_encode(tok, m.items, (size_t)(for_generation ? m.n - 1 : m.n), &opts, &enc);
   }
-  if (st == VOX_OK) {
+  if (st == VOX_OK && !as_text) {
     int placeholders = 0;
     for (size_t i = 0; i < enc.ids.len; i++) placeholders += enc.ids.ids[i] == audio_id;
     if (placeholders != 1)
@@ -143,4 +196,15 @@ vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *promp
   enc.ids = (vox_token_ids){0};
   vox_chatml_encoding_free(&enc);
   return VOX_OK;
+}
+
+vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
+                          const vox_sample *sample, const char *manifest_path, bool for_generation,
+                          vox_s2t_encoded *out) {
+  return encode(tok, prompts, audio_id, sample, manifest_path, for_generation, false, out);
+}
+
+vox_status vox_s2t_encode_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, const vox_sample *sample,
+                                  const char *manifest_path, vox_s2t_encoded *out) {
+  return encode(tok, prompts, -1, sample, manifest_path, false, true, out);
 }

@@ -40,4 +40,11 @@ vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *promp
                           const vox_sample *sample, const char *manifest_path, bool for_generation,
                           vox_s2t_encoded *out);
 
+/* The sample's text form: the same conversation with the audio placeholder replaced by what the audio says (an
+ * asr sample's `text`; an s2t_chat sample's `transcript`, else its `question`), labels as vox_s2t_encode's. A
+ * text LLM trained on these learns the speech tasks' text side (repeat a sentence, answer a written question),
+ * which is what a pretrained chat LLM brings to the alignment stages. Errors name the manifest line. */
+vox_status vox_s2t_encode_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, const vox_sample *sample,
+                                  const char *manifest_path, vox_s2t_encoded *out);
+
 #endif

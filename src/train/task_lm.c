@@ -23,15 +23,34 @@ static void lm_close(void *p) {
   free(s);
 }
 
+/* The prompts a speech dataset's text form is rendered with: the stage's `data.prompts` and the model's audio
+ * placeholder, the same as the s2t task's, so the text form is the speech sample's conversation word for word. */
+static vox_status read_prompts(const vox_task_ctx *ctx, vox_s2t_prompts *p) {
+  *p = vox_s2t_prompts_default();
+  VOX_TRY(vox_config_string(ctx->stage, "data.prompts.system", p->system, &p->system));
+  VOX_TRY(vox_config_string(ctx->stage, "data.prompts.asr_instruction", p->asr_instruction, &p->asr_instruction));
+  return vox_config_string(ctx->recipe, "model.audio_token.text", p->audio_token, &p->audio_token);
+}
+
 static vox_status open_sets(const vox_task_ctx *ctx, const vox_text_data_opts *o, int n, const char *const *names,
                             const vox_config *ref, vox_text_data **out) {
   char **paths = calloc((size_t)n, sizeof *paths);
-  if (!paths) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
-  vox_status st = VOX_OK;
-  for (int i = 0; i < n && st == VOX_OK; i++) st = vox_task_dataset(ctx, ref, names[i], &paths[i], NULL);
-  if (st == VOX_OK) st = vox_text_data_open(ctx->tokenizer, n, paths, o, out);
-  for (int i = 0; i < n; i++) free(paths[i]);
+  bool *as_text = calloc((size_t)n, sizeof *as_text);
+  vox_s2t_prompts prompts;
+  vox_status st = paths && as_text ? read_prompts(ctx, &prompts) : vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < n && st == VOX_OK; i++) {
+    const vox_config *node = NULL;
+    st = vox_task_dataset(ctx, ref, names[i], &paths[i], &node);
+    if (st == VOX_OK) st = vox_config_bool(node, "speech_as_text", false, &as_text[i]);
+  }
+  if (st == VOX_OK) {
+    vox_text_data_opts with = *o;
+    with.speech_as_text = as_text, with.prompts = &prompts;
+    st = vox_text_data_open(ctx->tokenizer, n, paths, &with, out);
+  }
+  for (int i = 0; paths && i < n; i++) free(paths[i]);
   free(paths);
+  free(as_text);
   return st;
 }
 
@@ -138,7 +157,7 @@ static vox_status lm_seek(void *p, const vox_task_pos *pos) {
   return VOX_OK;
 }
 
-static const char *const lm_data_keys[] = {"max_seq_tokens", NULL};
+static const char *const lm_data_keys[] = {"max_seq_tokens", "prompts", NULL};
 
 static const vox_task_vtable lm_task = {
     .name = "lm",

@@ -12,6 +12,7 @@
 #include "train/eval_metrics.h"
 #include "train/s2t_prompt.h"
 #include "train/task.h"
+#include "train/task_audio.h"
 
 typedef struct s2t_state {
   vox_task_ctx ctx;
@@ -30,68 +31,6 @@ static void s2t_close(void *p) {
   free(s->train_path);
   free(s->dev_path);
   free(s);
-}
-
-/* Feature options follow the model's encoder (one source of truth): Whisper log-mel with its bin count, or the
- * SAN-M encoder's LFR fbank (input_size = 80 bins x lfr_m 7, lfr_n 6). A dataset that names its own `features` or
- * `n_mels` must agree. The dataset node also gives `cmvn` (fbank), `specaugment` and `num_workers`. */
-static vox_status loader_opts(const s2t_state *s, const vox_config *dataset, bool training, vox_loader_opts *o) {
-  const vox_mc_encoder *enc = &s->slm->cfg.encoder;
-  char w[256];
-  *o = vox_loader_opts_default();
-  const char *want = enc->kind == VOX_ENCODER_WHISPER ? "whisper_mel" : "fbank_lfr";
-  if (enc->kind == VOX_ENCODER_WHISPER) {
-    o->features = VOX_LOADER_WHISPER_MEL;
-    o->n_mels = enc->num_mel_bins;
-  } else {
-    o->features = VOX_LOADER_FBANK_LFR;
-    o->n_mels = 80;
-    o->lfr_m = 7;
-    o->lfr_n = 6;
-    if (enc->input_size != o->n_mels * o->lfr_m)
-      return vox_errorf(VOX_ERR_INVALID, "%s: task s2t: the SAN-M encoder's input_size %d is not 80 fbank bins x LFR 7",
-                        vox_config_where(s->ctx.stage, w, sizeof w), enc->input_size);
-  }
-  int64_t v;
-  bool b;
-  if (dataset) {
-    const char *feats = NULL, *cmvn = NULL;
-    VOX_TRY(vox_config_string(dataset, "features", want, &feats));
-    VOX_TRY(vox_config_int(dataset, "n_mels", o->n_mels, &v));
-    if (strcmp(feats, want) != 0 || v != o->n_mels)
-      return vox_errorf(VOX_ERR_INVALID, "%s: dataset asks for %s with %lld bins but the model's encoder takes %s with %d",
-                        vox_config_where(dataset, w, sizeof w), feats, (long long)v, want, o->n_mels);
-    VOX_TRY(vox_config_string(dataset, "cmvn", NULL, &cmvn));
-    o->cmvn_path = cmvn;
-    VOX_TRY(vox_config_int(dataset, "num_workers", 1, &v));
-    o->num_workers = (int)v;
-    VOX_TRY(vox_config_bool(dataset, "specaugment", false, &b));
-    o->specaugment = training && b;
-  }
-  const vox_config *st = s->ctx.stage;
-  VOX_TRY(vox_config_int(st, "batch.max_frames_in_batch", 12000, &o->max_frames_in_batch));
-  VOX_TRY(vox_config_int(st, "batch.batch_size", 0, &v));
-  o->batch_size = (int)v;
-  o->seed = s->ctx.seed + 104729u * (uint64_t)s->ctx.stage_index;
-  if (training) {
-    double f;
-    VOX_TRY(vox_config_float(st, "data.fraction", 1.0, &f));
-    o->fraction = f;
-    o->rank = s->ctx.rank;
-    o->world_size = s->ctx.world_size;
-  } else {
-    o->shuffle = false; /* the same dev batches at every eval; every rank scores the whole set */
-  }
-  return VOX_OK;
-}
-
-static vox_status open_set(s2t_state *s, const vox_config *ref, const char *name, bool training, vox_loader **L,
-                           char **path) {
-  const vox_config *node = NULL;
-  VOX_TRY(vox_task_dataset(&s->ctx, ref, name, path, &node));
-  vox_loader_opts o;
-  VOX_TRY(loader_opts(s, node, training, &o));
-  return vox_loader_open(*path, &o, L);
 }
 
 static vox_status read_prompts(s2t_state *s) {
@@ -128,11 +67,11 @@ static vox_status s2t_open(const vox_task_ctx *ctx, void **out) {
   if (st == VOX_OK && n != 1)
     st = vox_errorf(VOX_ERR_INVALID, "%s: task s2t trains on one dataset (got %d); mix manifests with "
                     "data_tools/mix_manifests.py", where, n);
-  if (st == VOX_OK) st = open_set(s, vox_config_get(ctx->stage, "data.train"), names[0], true, &s->train, &s->train_path);
+  if (st == VOX_OK) st = vox_task_audio_open(ctx, &slm->cfg.encoder, vox_config_get(ctx->stage, "data.train"), names[0], true, &s->train, &s->train_path);
   free(names);
   const char *dev = NULL;
   if (st == VOX_OK) st = vox_config_string(ctx->stage, "data.eval", NULL, &dev);
-  if (st == VOX_OK && dev) st = open_set(s, vox_config_get(ctx->stage, "data.eval"), dev, false, &s->dev, &s->dev_path);
+  if (st == VOX_OK && dev) st = vox_task_audio_open(ctx, &slm->cfg.encoder, vox_config_get(ctx->stage, "data.eval"), dev, false, &s->dev, &s->dev_path);
   if (st != VOX_OK) {
     s2t_close(s);
     return vox_error_context(st, "task s2t: ");

@@ -84,7 +84,28 @@ static vox_status encode_text(const vox_tokenizer *tok, const char *text, int32_
   return VOX_OK;
 }
 
-static vox_status load_manifest(vox_text_data *d, const vox_tokenizer *tok, const char *path, int32_t eos) {
+/* A speech sample's text form (vox_s2t_encode_as_text) as ids and target mask. */
+static vox_status encode_speech_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts,
+                                        const vox_sample *smp, const char *path, vox_text_seq *s) {
+  vox_s2t_encoded e;
+  VOX_TRY(vox_s2t_encode_as_text(tok, prompts, smp, path, &e));
+  s->len = (int64_t)e.ids.len;
+  s->mask = malloc((size_t)(s->len ? s->len : 1));
+  if (!s->mask) {
+    vox_s2t_encoded_free(&e);
+    return vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  }
+  for (int64_t i = 0; i < s->len; i++) s->mask[i] = e.labels[i] != -100;
+  s->ids = e.ids.ids;
+  e.ids = (vox_token_ids){0};
+  vox_s2t_encoded_free(&e);
+  return VOX_OK;
+}
+
+static bool is_speech_task(const char *task) { return !strcmp(task, "asr") || !strcmp(task, "s2t_chat"); }
+
+static vox_status load_manifest(vox_text_data *d, const vox_tokenizer *tok, const char *path, int32_t eos,
+                                bool speech_as_text) {
   vox_manifest *m = NULL;
   VOX_TRY(vox_manifest_load(path, &m));
   int64_t keep = (int64_t)ceil(d->opts.fraction * (double)m->n);
@@ -100,7 +121,9 @@ static vox_status load_manifest(vox_text_data *d, const vox_tokenizer *tok, cons
     const vox_sample *smp = &m->samples[i];
     vox_text_seq *s = &d->seqs[d->n];
     memset(s, 0, sizeof *s);
-    if (smp->messages_json) {
+    if (speech_as_text && is_speech_task(smp->task)) {
+      st = encode_speech_as_text(tok, d->opts.prompts, smp, path, s);
+    } else if (smp->messages_json) {
       st = encode_messages(tok, smp->messages_json, s);
     } else if (smp->text) {
       st = encode_text(tok, smp->text, eos, s);
@@ -133,6 +156,9 @@ vox_status vox_text_data_open(const vox_tokenizer *tok, int n_manifests, char *c
     return vox_errorf(VOX_ERR_INVALID, "text data: set batch_size or max_tokens_in_batch");
   if (!(opts->fraction > 0 && opts->fraction <= 1))
     return vox_errorf(VOX_ERR_INVALID, "text data: fraction must be in (0, 1], got %g", opts->fraction);
+  for (int i = 0; opts->speech_as_text && i < n_manifests; i++)
+    if (opts->speech_as_text[i] && !opts->prompts)
+      return vox_errorf(VOX_ERR_INVALID, "text data: speech_as_text needs the prompts");
   if (opts->world_size < 1 || opts->rank < 0 || opts->rank >= opts->world_size)
     return vox_errorf(VOX_ERR_INVALID, "text data: rank %d of %d", opts->rank, opts->world_size);
   int32_t eos = 0;
@@ -143,7 +169,8 @@ vox_status vox_text_data_open(const vox_tokenizer *tok, int n_manifests, char *c
   d->pad_id = eos;
   d->plan_epoch = -1;
   vox_status st = VOX_OK;
-  for (int i = 0; i < n_manifests && st == VOX_OK; i++) st = load_manifest(d, tok, manifests[i], eos);
+  for (int i = 0; i < n_manifests && st == VOX_OK; i++) st = load_manifest(d, tok, manifests[i], eos, opts->speech_as_text && opts->speech_as_text[i]);
+  d->opts.speech_as_text = NULL, d->opts.prompts = NULL; /* borrowed for the loading only */
   if (st == VOX_OK && d->n == 0) st = vox_errorf(VOX_ERR_INVALID, "text data: %s has no samples", manifests[0]);
   for (int64_t i = 0; st == VOX_OK && i < d->n; i++)
     if (opts->max_tokens_in_batch > 0 && d->seqs[i].len - 1 > opts->max_tokens_in_batch)

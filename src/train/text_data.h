@@ -9,6 +9,7 @@
 
 #include "core/tensor.h"
 #include "text/tokenizer.h"
+#include "train/s2t_prompt.h"
 
 /* One sequence: ids[0..len) and mask[i] = 1 when token i is a training target (predicted from ids[0..i)). */
 typedef struct vox_text_seq {
@@ -26,6 +27,10 @@ typedef struct vox_text_data_opts {
   bool shuffle;                /* per-epoch seeded shuffle (off for eval sets) */
   uint64_t seed;
   int rank, world_size;
+  /* [n_manifests] or NULL: when set for manifest i, its speech samples (asr, s2t_chat) are read as their text
+   * form under `prompts` (vox_s2t_encode_as_text), assistant turns the targets; text samples stay as they are */
+  const bool *speech_as_text;
+  const vox_s2t_prompts *prompts;
 } vox_text_data_opts;
 
 typedef struct vox_text_data vox_text_data;

@@ -1,5 +1,5 @@
 /* Qwen2 decoder tests: names under a prefix in a shared registry, a right-padded batch row equal to that row run
- * alone, KV-cache incremental decoding equal to the full forward, and shape errors. */
+ * alone, KV-cache incremental decoding equal to the full forward, the target-rows loss, and shape errors. */
 #include <criterion/logging.h>
 #include <string.h>
 
@@ -187,6 +187,39 @@ Test(qwen2, shape_errors_name_the_operand) {
   vox_tensor_release(bad);
   vox_tensor_release(good);
   vox_tensor_release(lens);
+  vox_qwen2_release(&m);
+  vox_params_free(reg);
+}
+
+/* The loss-only forward runs the head on target rows alone; loss and gradients equal the full-logits path's. */
+Test(qwen2, loss_on_target_rows_equals_full_logits_loss) {
+  vox_params *reg = NULL;
+  VT_OK(vox_params_new(&reg));
+  vox_qwen2 m;
+  vox_rng rng = vox_rng_make(9);
+  vox_qwen2_config cfg = small_cfg(true);
+  VT_OK(vox_qwen2_init(&m, reg, "", &cfg, &rng));
+  enum { B = 2, T = 6 };
+  int32_t ids[B * T], tg[B * T];
+  for (int i = 0; i < B * T; i++) ids[i] = (i * 7 + 3) % cfg.vocab_size, tg[i] = i % 3 == 0 ? -100 : (i * 5) % 50;
+  vox_tensor *tid = vt_from_i32(VT_SHAPE(B, T), ids), *ttg = vt_from_i32(VT_SHAPE(B, T), tg);
+  vox_tensor *loss[2] = {NULL, NULL}, *grad[2] = {NULL, NULL}, *lg = NULL;
+  vox_tensor *w = vox_params_get(reg, "model.embed_tokens.weight");
+  for (int k = 0; k < 2; k++) {
+    VT_OK(vox_qwen2_forward(&m, tid, ttg, false, NULL, k == 0 ? &lg : NULL, &loss[k]));
+    VT_OK(vox_backward(loss[k], NULL));
+    VT_OK(vox_tensor_clone(w->grad, &grad[k]));
+    for (int i = 0; i < reg->count; i++) {
+      vox_tensor_release(reg->items[i].tensor->grad);
+      reg->items[i].tensor->grad = NULL;
+    }
+  }
+  vt_assert_close(loss[1], loss[0], 1e-6, 1e-5, "loss");
+  vt_assert_close(grad[1], grad[0], 1e-6, 1e-4, "tied embedding gradient");
+  for (int k = 0; k < 2; k++) vox_tensor_release(loss[k]), vox_tensor_release(grad[k]);
+  vox_tensor_release(lg);
+  vox_tensor_release(tid);
+  vox_tensor_release(ttg);
   vox_qwen2_release(&m);
   vox_params_free(reg);
 }

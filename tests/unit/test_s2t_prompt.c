@@ -1,6 +1,6 @@
 /* Speech-to-text ChatML streams with the real Qwen tokenizer: the placeholder appears once, labels cover exactly
- * the assistant answer and its <|im_end|>, generation prompts end at the assistant header, bad samples name
- * their manifest line. */
+ * the assistant answer and its <|im_end|>, generation prompts end at the assistant header, a sample's text form
+ * holds what its audio says, bad samples name their manifest line. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,4 +94,44 @@ Test(s2t_prompt, bad_samples_name_the_line, .init = load, .fini = unload) {
   cr_assert_neq(vox_s2t_encode(tok, &p, audio_id, &tts, "m.jsonl", false, &e), VOX_OK);
   cr_assert(strstr(vox_last_error(), "m.jsonl:2") && strstr(vox_last_error(), "not a speech-to-text task"), "%s",
             vox_last_error());
+}
+
+Test(s2t_prompt, text_form_puts_what_is_said_where_the_audio_was, .init = load, .fini = unload) {
+  vox_s2t_prompts p = vox_s2t_prompts_default();
+  vox_s2t_encoded e;
+  vox_sample asr = {.key = "u1", .task = "asr", .text = "Alice painted the red cup.", .line = 7, .extra_json = "{}"};
+  VT_OK(vox_s2t_encode_as_text(tok, &p, &asr, "train.jsonl", &e));
+  char *text = decode(e.ids.ids, e.ids.len);
+  cr_assert_str_eq(text,
+                   "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                   "<|im_start|>user\nAlice painted the red cup.\nTranscribe the speech.<|im_end|>\n"
+                   "<|im_start|>assistant\nAlice painted the red cup.<|im_end|>\n");
+  free(text);
+  int32_t trained[64];
+  size_t n = 0;
+  for (size_t i = 0; i < e.ids.len; i++) {
+    cr_assert_neq(e.ids.ids[i], audio_id);
+    if (e.labels[i] != -100) trained[n++] = e.labels[i];
+  }
+  text = decode(trained, n);
+  cr_assert_str_eq(text, "Alice painted the red cup.<|im_end|>");
+  free(text);
+  vox_s2t_encoded_free(&e);
+
+  vox_sample qa = {.key = "q1", .task = "s2t_chat", .line = 3,
+                   .messages_json = "[{\"role\":\"user\",\"content\":\"<|audio|>\"},"
+                                    "{\"role\":\"assistant\",\"content\":\"Three plus four is seven.\"}]",
+                   .extra_json = "{\"question\":\"What is three plus four?\",\"answer\":\"seven\"}"};
+  VT_OK(vox_s2t_encode_as_text(tok, &p, &qa, "qa.jsonl", &e));
+  text = decode(e.ids.ids, e.ids.len);
+  cr_assert(strstr(text, "<|im_start|>user\nWhat is three plus four?<|im_end|>\n<|im_start|>assistant\nThree plus "
+                         "four is seven.<|im_end|>"), "%s", text);
+  free(text);
+  vox_s2t_encoded_free(&e);
+
+  /* A chat sample without the text of its audio cannot have a text form. */
+  qa.extra_json = "{\"answer\":\"seven\"}";
+  qa.line = 4;
+  cr_assert_neq(vox_s2t_encode_as_text(tok, &p, &qa, "qa.jsonl", &e), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "qa.jsonl:4") && strstr(vox_last_error(), "question"), "%s", vox_last_error());
 }

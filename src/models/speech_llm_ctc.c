@@ -1,0 +1,148 @@
+/* CTC on the composite's audio encoder: transcripts as alphabet symbols, the per-symbol CTC loss, and best-path
+ * decoding. It trains an encoder to recognise speech by itself, as SenseVoice's encoder is trained before MinMo. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "models/seq_util.h"
+#include "models/speech_llm_internal.h"
+
+static vox_status need_head(const vox_speech_llm *m, const char *what) {
+  if (!m->cfg.has_encoder || !m->cfg.encoder.ctc_alphabet[0])
+    return vox_errorf(VOX_ERR_INVALID, "speech_llm %s: the model has no CTC head (set model.audio_encoder.ctc_alphabet)",
+                      what);
+  return VOX_OK;
+}
+
+vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
+                                     vox_rng *rng, vox_tensor **logits, vox_tensor **out_lengths) {
+  *logits = NULL, *out_lengths = NULL;
+  VOX_TRY(need_head(m, "ctc"));
+  vox_tensor *hidden = NULL;
+  VOX_TRY(vox_sllm_encoder_forward(m, feats, lengths, training, rng, &hidden, out_lengths));
+  vox_status st = vox_linear_forward(&m->ctc, hidden, logits);
+  vox_tensor_release(hidden);
+  if (st != VOX_OK) {
+    vox_tensor_release(*out_lengths);
+    *out_lengths = NULL;
+  }
+  return st;
+}
+
+vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n) {
+  VOX_TRY(need_head(m, "ctc symbols"));
+  const char *alpha = m->cfg.encoder.ctc_alphabet;
+  bool has_upper = false, has_space = strchr(alpha, ' ') != NULL;
+  for (const char *c = alpha; *c; c++) has_upper |= isupper((unsigned char)*c) != 0;
+  size_t len = strlen(text);
+  int32_t *out = malloc((len ? len : 1) * sizeof *out);
+  if (!out) return vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc symbols: out of memory");
+  int k = 0;
+  bool pending_space = false;
+  for (const char *p = text; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (!has_upper) c = (unsigned char)tolower(c);
+    if (has_space && (isspace(c) || c == '-')) {
+      pending_space = k > 0; /* a space only between symbols: runs collapse, the ends are trimmed */
+      continue;
+    }
+    const char *hit = c >= 0x20 && c < 0x7f ? strchr(alpha, c) : NULL;
+    if (!hit) continue;
+    if (pending_space) out[k++] = (int32_t)(strchr(alpha, ' ') - alpha) + 1;
+    pending_space = false;
+    out[k++] = (int32_t)(hit - alpha) + 1;
+  }
+  *ids = out;
+  *n = k;
+  return VOX_OK;
+}
+
+vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *logits, vox_tensor *frame_lens,
+                                               const char *const *texts, vox_tensor **loss, int64_t *n_symbols) {
+  *loss = NULL;
+  VOX_TRY(need_head(m, "ctc loss"));
+  int64_t B = logits->shape[0];
+  int32_t **sym = calloc((size_t)B, sizeof *sym);
+  int32_t *slen = calloc((size_t)B, sizeof *slen), *flat = NULL;
+  vox_tensor *targets = NULL, *tlens = NULL, *rows = NULL, *sum = NULL;
+  vox_status st = sym && slen ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc loss: out of memory");
+  int64_t S = 1, total = 0;
+  for (int64_t b = 0; b < B && st == VOX_OK; b++) {
+    int n = 0;
+    st = vox_speech_llm_ctc_symbols(m, texts[b], &sym[b], &n);
+    slen[b] = n, total += n;
+    if (n > S) S = n;
+  }
+  if (st == VOX_OK && total == 0) st = vox_errorf(VOX_ERR_INVALID, "no transcript has a symbol of the alphabet");
+  if (st == VOX_OK && !(flat = calloc((size_t)(B * S), sizeof *flat))) st = vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  for (int64_t b = 0; b < B && st == VOX_OK; b++) memcpy(flat + b * S, sym[b], (size_t)slen[b] * sizeof *flat);
+  if (st == VOX_OK) st = vox_seq_i32(flat, 2, (int64_t[]){B, S}, logits->device, &targets);
+  if (st == VOX_OK) st = vox_seq_i32(slen, 1, (int64_t[]){B}, logits->device, &tlens);
+  if (st == VOX_OK) st = vox_op_ctc_loss(logits, targets, frame_lens, tlens, 0, &rows);
+  if (st == VOX_OK) st = vox_op_sum(rows, 0, NULL, false, &sum);
+  if (st == VOX_OK) st = vox_op_affine(sum, 1.0 / (double)total, 0.0, loss);
+  if (st == VOX_OK && n_symbols) *n_symbols = total;
+  for (int64_t b = 0; sym && b < B; b++) free(sym[b]);
+  free(sym);
+  free(slen);
+  free(flat);
+  vox_tensor_release(targets);
+  vox_tensor_release(tlens);
+  vox_tensor_release(rows);
+  vox_tensor_release(sum);
+  return st == VOX_OK ? st : vox_error_context(st, "speech_llm ctc loss: ");
+}
+
+vox_status vox_speech_llm_ctc_loss(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths,
+                                   const char *const *texts, bool training, vox_rng *rng, vox_tensor **loss,
+                                   int64_t *n_symbols) {
+  *loss = NULL;
+  vox_tensor *logits = NULL, *flens = NULL;
+  VOX_TRY(vox_speech_llm_ctc_logits(m, feats, lengths, training, rng, &logits, &flens));
+  vox_status st = vox_speech_llm_ctc_loss_from_logits(m, logits, flens, texts, loss, n_symbols);
+  vox_tensor_release(logits);
+  vox_tensor_release(flens);
+  return st;
+}
+
+vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *logits, const vox_tensor *lengths,
+                                     char ***texts) {
+  *texts = NULL;
+  VOX_TRY(need_head(m, "ctc decode"));
+  int64_t B = logits->shape[0], T = logits->shape[1], V = logits->shape[2];
+  float *lg = malloc((size_t)(B * T * V) * sizeof *lg);
+  int32_t *lens = NULL;
+  char **out = calloc((size_t)B, sizeof *out);
+  vox_status st = lg && out ? vox_tensor_read_f32(logits, lg) : vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
+  if (st == VOX_OK) st = vox_seq_lengths_host(lengths, B, T, "ctc frame counts", &lens);
+  const char *alpha = m->cfg.encoder.ctc_alphabet;
+  for (int64_t b = 0; b < B && st == VOX_OK; b++) {
+    char *s = malloc((size_t)lens[b] + 1);
+    if (!s) {
+      st = vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
+      break;
+    }
+    int k = 0;
+    int64_t prev = 0;
+    for (int64_t t = 0; t < lens[b]; t++) {
+      const float *row = lg + (b * T + t) * V;
+      int64_t best = 0;
+      for (int64_t v = 1; v < V; v++)
+        if (row[v] > row[best]) best = v;
+      if (best != 0 && best != prev) s[k++] = alpha[best - 1];
+      prev = best;
+    }
+    s[k] = 0;
+    out[b] = s;
+  }
+  free(lg);
+  free(lens);
+  if (st != VOX_OK) {
+    for (int64_t b = 0; out && b < B; b++) free(out[b]);
+    free(out);
+    return st;
+  }
+  *texts = out;
+  return VOX_OK;
+}

@@ -1,0 +1,127 @@
+/* The audio encoder's CTC head: transcripts become alphabet symbols as documented, the head counts in the part's
+ * analytic size, best-path decoding merges repeats and drops blanks, a few AdamW steps on one batch drive the loss
+ * down until greedy decoding reads the transcripts back, and a model without the head says so. */
+#include <criterion/logging.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+#include "models/speech_llm.h"
+#include "optim/optim.h"
+#include "vox_test.h"
+
+static const char *ENC =
+    "model:\n"
+    "  audio_encoder: {kind: whisper, num_mel_bins: 8, d_model: 32, encoder_layers: 1, encoder_attention_heads: 2,\n"
+    "                  encoder_ffn_dim: 64, max_source_positions: 64, ctc_alphabet: \" abc'\"}\n";
+
+static vox_speech_llm *encoder_with_ctc(uint64_t seed) {
+  vox_config *c = NULL;
+  VT_OK(vox_config_parse_string(ENC, "enc.yaml", &c));
+  vox_speech_llm *m = NULL;
+  VT_OK(vox_speech_llm_new(vox_config_get(c, "model"), seed, &m));
+  vox_config_free(c);
+  return m;
+}
+
+Test(speech_llm_ctc, symbols_follow_the_alphabet) {
+  vox_speech_llm *m = encoder_with_ctc(1);
+  int32_t *ids = NULL;
+  int n = 0;
+  /* " abc'": space 1, a 2, b 3, c 4, ' 5; capitals fold, hyphens and runs of spaces become one space, the rest goes */
+  VT_OK(vox_speech_llm_ctc_symbols(m, "  Ab-c  ba'c, xyz!  A ", &ids, &n));
+  const int32_t want[] = {2, 3, 1, 4, 1, 3, 2, 5, 4, 1, 2};
+  cr_assert_eq(n, 11, "got %d symbols", n);
+  for (int i = 0; i < n; i++) cr_assert_eq(ids[i], want[i], "symbol %d: %d", i, ids[i]);
+  free(ids);
+  int64_t counts[6], total = 0;
+  vox_model_config_numel(&m->cfg, counts);
+  for (int k = 0; k < 6; k++) total += counts[k];
+  cr_assert_eq(total, vox_params_numel(m->params, false));
+  cr_assert_not_null(vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.weight"));
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, greedy_merges_repeats_and_drops_blanks) {
+  vox_speech_llm *m = encoder_with_ctc(2);
+  enum { T = 8, V = 6 };
+  /* frame argmax: a a blank a b b blank | (beyond the length) c */
+  const int best[T] = {2, 2, 0, 2, 3, 3, 0, 4};
+  float lg[T * V] = {0};
+  for (int t = 0; t < T; t++) lg[t * V + best[t]] = 5.0f;
+  vox_tensor *logits = vt_from_f32(VT_SHAPE(1, T, V), lg), *lens = vt_from_i32(VT_SHAPE(1), (int32_t[]){7});
+  char **txt = NULL;
+  VT_OK(vox_speech_llm_ctc_greedy(m, logits, lens, &txt));
+  cr_assert_str_eq(txt[0], "aab");
+  free(txt[0]);
+  free(txt);
+  vox_tensor_release(logits);
+  vox_tensor_release(lens);
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, overfits_one_batch_and_reads_it_back) {
+  vox_speech_llm *m = encoder_with_ctc(3);
+  vox_tensor *feats = vt_randn(VT_SHAPE(2, 40, 8), 5, 1.0f, false);
+  vox_tensor *lens = vt_from_i32(VT_SHAPE(2), (int32_t[]){40, 30});
+  const char *texts[2] = {"Abc cab.", "b'a"};
+  vox_optim_config oc = vox_optim_adamw_config(3e-3f, 0.0f);
+  vox_optim *opt = NULL;
+  VT_OK(vox_optim_new(&oc, &opt));
+  int g = 0, added = 0;
+  VT_OK(vox_optim_add_group(opt, "all", 3e-3f, 0.0f, &g));
+  VT_OK(vox_optim_add_params(opt, g, m->params, "*", &added));
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; step++) {
+    vox_tensor *loss = NULL;
+    int64_t n = 0;
+    VT_OK(vox_speech_llm_ctc_loss(m, feats, lens, texts, true, NULL, &loss, &n));
+    cr_assert_eq(n, 10); /* "abc cab" and "b'a" */
+    double v = 0;
+    VT_OK(vox_tensor_item(loss, &v));
+    if (step == 0) first = v;
+    last = v;
+    VT_OK(vox_backward(loss, NULL));
+    VT_OK(vox_optim_step(opt));
+    vox_optim_zero_grad(opt);
+    vox_tensor_release(loss);
+  }
+  cr_log_info("ctc loss per symbol %.3f -> %.3f", first, last);
+  cr_assert(last < 0.1 * first, "loss %.4f -> %.4f", first, last);
+  vox_tensor *logits = NULL, *flens = NULL;
+  char **txt = NULL;
+  vox_no_grad_begin();
+  VT_OK(vox_speech_llm_ctc_logits(m, feats, lens, false, NULL, &logits, &flens));
+  vox_no_grad_end();
+  VT_OK(vox_speech_llm_ctc_greedy(m, logits, flens, &txt));
+  cr_assert_str_eq(txt[0], "abc cab");
+  cr_assert_str_eq(txt[1], "b'a");
+  for (int i = 0; i < 2; i++) free(txt[i]);
+  free(txt);
+  vox_tensor_release(logits);
+  vox_tensor_release(flens);
+  vox_optim_free(opt);
+  vox_tensor_release(feats);
+  vox_tensor_release(lens);
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, a_model_without_the_head_says_so) {
+  vox_config *c = NULL;
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, num_mel_bins: 8, d_model: 16, encoder_layers: 1,\n"
+                                "                  encoder_attention_heads: 2, max_source_positions: 64}\n",
+                                "plain.yaml", &c));
+  vox_speech_llm *m = NULL;
+  VT_OK(vox_speech_llm_new(vox_config_get(c, "model"), 1, &m));
+  int32_t *ids = NULL;
+  int n = 0;
+  cr_assert_neq(vox_speech_llm_ctc_symbols(m, "abc", &ids, &n), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "ctc_alphabet"), "%s", vox_last_error());
+  vox_speech_llm_free(m);
+  vox_config_free(c);
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_alphabet: \"aa\"}\n", "dup.yaml", &c));
+  vox_model_config mc;
+  cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "dup.yaml:2") && strstr(vox_last_error(), "ctc_alphabet"), "%s", vox_last_error());
+  vox_config_free(c);
+}
