@@ -15,9 +15,10 @@ static int usage(FILE *f) {
   fprintf(f,
           "usage: vox demo [--size tiny|small|medium] [--run-dir DIR] [--data DIR] [a.b=value ...]\n"
           "Builds the synthetic espeak-ng corpus (data_tools/build_s2t_corpus.sh; reused once built), trains\n"
-          "recipes/s2t_pipeline.yaml (LM warm-up, pre-align, full-align, LoRA SFT) and prints every stage's dev\n"
-          "metrics. Overrides go to the recipe (e.g. stages.sft.lora.rank=16). Re-running resumes or reprints.\n"
-          "  --size     corpus size: medium (default, ~1.3 h of speech), small, tiny (smoke test)\n"
+          "recipes/s2t_pipeline.yaml (encoder and LM warm-ups, pre-align, full-align, LoRA SFT) and prints every\n"
+          "stage's dev metrics. Overrides go to the recipe (e.g. stages.sft.lora.rank=16). Re-running resumes or\n"
+          "reprints.\n"
+          "  --size     corpus size: medium (default, ~3.5 h of speech), small, tiny (smoke test)\n"
           "  --run-dir  where checkpoints and metrics.jsonl go (default checkpoints/s2t_pipeline in the source tree)\n"
           "  --data     corpus folder (default data/s2t in the source tree)\n");
   return f == stdout ? 0 : 2;
@@ -92,16 +93,16 @@ static void cell(double v, bool percent) {
 }
 
 static void print_table(const stage_row *rows, int n) {
-  printf("\n%-10s %11s %8s %8s %8s %8s\n", "stage", "dev at step", "loss", "WER", "CER", "QA acc");
+  printf("\n%-15s %11s %8s %8s %8s %8s\n", "stage", "dev at step", "loss", "WER", "CER", "QA acc");
   for (int i = 0; i < n; i++) {
     const stage_row *r = &rows[i];
     if (!r->seen) continue;
     if (r->step_first != r->step_last) {
-      printf("%-10s %11lld", r->name, r->step_first);
+      printf("%-15s %11lld", r->name, r->step_first);
       for (int k = 0; k < 4; k++) cell(r->first[k], k > 0);
       printf("\n");
     }
-    printf("%-10s %11lld", r->name, r->step_last);
+    printf("%-15s %11lld", r->name, r->step_last);
     for (int k = 0; k < 4; k++) cell(r->last[k], k > 0);
     printf("\n");
   }

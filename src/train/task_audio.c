@@ -76,3 +76,14 @@ vox_status vox_task_audio_open(const vox_task_ctx *ctx, const vox_mc_encoder *en
   }
   return st;
 }
+
+vox_status vox_task_audio_position(const vox_loader *train, vox_task_pos *pos) {
+  vox_loader_pos lp = vox_loader_position(train);
+  *pos = (vox_task_pos){.n = 2, .v = {lp.epoch, lp.batch}};
+  return VOX_OK;
+}
+
+vox_status vox_task_audio_seek(vox_loader *train, const vox_task_pos *pos, const char *who) {
+  if (pos->n != 2) return vox_errorf(VOX_ERR_INVALID, "%s: data position has %d values, expected epoch and batch", who, pos->n);
+  return vox_loader_seek(train, (vox_loader_pos){pos->v[0], pos->v[1]});
+}

@@ -18,4 +18,8 @@
 vox_status vox_task_audio_open(const vox_task_ctx *ctx, const vox_mc_encoder *enc, const vox_config *ref,
                                const char *name, bool training, vox_loader **L, char **path);
 
+/* A training loader's position as a task data position (epoch, batch), and back; `who` names the task in errors. */
+vox_status vox_task_audio_position(const vox_loader *train, vox_task_pos *pos);
+vox_status vox_task_audio_seek(vox_loader *train, const vox_task_pos *pos, const char *who);
+
 #endif

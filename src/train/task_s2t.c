@@ -261,16 +261,11 @@ static vox_status s2t_eval(void *p, const vox_config *eval_node, int64_t max_bat
 }
 
 static vox_status s2t_get_position(void *p, vox_task_pos *pos) {
-  s2t_state *s = p;
-  vox_loader_pos lp = vox_loader_position(s->train);
-  *pos = (vox_task_pos){.n = 2, .v = {lp.epoch, lp.batch}};
-  return VOX_OK;
+  return vox_task_audio_position(((s2t_state *)p)->train, pos);
 }
 
 static vox_status s2t_seek(void *p, const vox_task_pos *pos) {
-  s2t_state *s = p;
-  if (pos->n != 2) return vox_errorf(VOX_ERR_INVALID, "task s2t: data position has %d values, expected epoch and batch", pos->n);
-  return vox_loader_seek(s->train, (vox_loader_pos){pos->v[0], pos->v[1]});
+  return vox_task_audio_seek(((s2t_state *)p)->train, pos, "task s2t");
 }
 
 static const char *const s2t_data_keys[] = {"prompts", NULL};

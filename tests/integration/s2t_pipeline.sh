@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The speech-to-text pipeline on the `tiny` model and a tiny espeak-ng corpus: all four stages of
-# recipes/s2t_pipeline.yaml run, each s2t stage reports WER/CER (and QA accuracy after SFT), the final checkpoint
+# The speech-to-text pipeline on the `tiny` model and a tiny espeak-ng corpus: all five stages of
+# recipes/s2t_pipeline.yaml run, the CTC and s2t stages report WER/CER (and QA accuracy after SFT), the final checkpoint
 # holds the LoRA adapters, an interrupted s2t stage resumes to the same parameters, an ablation override works,
 # a corrupt audio file fails naming its manifest line, and `vox demo` runs its three steps.
 set -euo pipefail
@@ -19,55 +19,59 @@ data:
   asr_dev: {manifest: $tmp/data/asr/dev.jsonl}
   sft_train: {manifest: $tmp/data/sft_train.jsonl}
   sft_dev: {manifest: $tmp/data/sft_dev.jsonl}
+  text_train: {manifest: $tmp/data/sft_train.jsonl}
+  text_dev: {manifest: $tmp/data/sft_dev.jsonl}
 EOF
-short=(stages.lm_warmup.steps=3 stages.prealign.steps=2 stages.fullalign.steps=4 stages.sft.steps=2
+short=(stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0
+       stages.lm_warmup.steps=3 stages.prealign.steps=2 stages.fullalign.steps=4 stages.sft.steps=2
        stages.fullalign.eval.every=0 stages.fullalign.checkpoint.every=0)
 
 # 1. All stages, in order, each from the previous one's final checkpoint.
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/run" "${short[@]}" > "$tmp/run.out" 2>&1 || { cat "$tmp/run.out"; fail "pipeline"; }
-for s in prealign fullalign; do
+for s in encoder_warmup prealign fullalign; do
   grep -q "\"event\":\"eval\",.*\"stage_name\":\"$s\".*\"wer\":.*\"cer\":" "$tmp/run/metrics.jsonl" || fail "$s: no WER/CER eval"
 done
 grep -q '"event":"eval",.*"stage_name":"sft".*"qa_acc":' "$tmp/run/metrics.jsonl" || fail "sft: no QA accuracy"
 [ "$(grep -c '"event":"eval",.*"stage_name":"prealign"' "$tmp/run/metrics.jsonl")" = 2 ] || fail "prealign: eval.at_start"
-final="$tmp/run/checkpoints/s03-step00000002.h5"
+final="$tmp/run/checkpoints/s04-step00000002.h5"
 [ -f "$final" ] || fail "no final checkpoint"
 if command -v h5ls > /dev/null; then
   h5ls -r "$final" > "$tmp/final.ls"
   grep -q 'params/llm.model.layers.0.self_attn.q_proj.lora_A.weight' "$tmp/final.ls" || fail "no LoRA adapters in the final checkpoint"
   grep -q 'params/audio_encoder.encoder.layers.0' "$tmp/final.ls" || fail "save: all should hold the encoder too"
 fi
-[ -s "$tmp/run/eval_3_hyp.jsonl" ] || fail "no hypotheses written for the sft eval"
+[ -s "$tmp/run/eval_4_hyp.jsonl" ] || fail "no hypotheses written for the sft eval"
 
 # 2. Exact resume inside an s2t stage: stop after 2 of fullalign's 4 steps, resume, compare with the straight run.
-"$VOX" train "$tmp/t.yaml" run_dir="$tmp/r2" "${short[@]}" stages.sft.steps=1 --stop-after 7 > "$tmp/r2.out" 2>&1 \
+"$VOX" train "$tmp/t.yaml" run_dir="$tmp/r2" "${short[@]}" stages.sft.steps=1 --stop-after 10 > "$tmp/r2.out" 2>&1 \
   || { cat "$tmp/r2.out"; fail "stopped run"; }
-ls "$tmp/r2/checkpoints" | grep -q 's02-step00000002.h5' || { ls "$tmp/r2/checkpoints"; fail "no mid-stage checkpoint"; }
+ls "$tmp/r2/checkpoints" | grep -q 's03-step00000002.h5' || { ls "$tmp/r2/checkpoints"; fail "no mid-stage checkpoint"; }
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/r2" "${short[@]}" stages.sft.steps=1 > "$tmp/r2b.out" 2>&1 \
   || { cat "$tmp/r2b.out"; fail "resumed run"; }
 if command -v h5dump > /dev/null; then
   for name in input_projector.conv.weight audio_encoder.encoder.layers.0.fc1.weight; do
-    a=$(h5dump -d "/params/$name" "$tmp/run/checkpoints/s02-step00000004.h5" | sed 1,3d)
-    b=$(h5dump -d "/params/$name" "$tmp/r2/checkpoints/s02-step00000004.h5" | sed 1,3d)
+    a=$(h5dump -d "/params/$name" "$tmp/run/checkpoints/s03-step00000004.h5" | sed 1,3d)
+    b=$(h5dump -d "/params/$name" "$tmp/r2/checkpoints/s03-step00000004.h5" | sed 1,3d)
     [ -n "$a" ] && [ "$a" = "$b" ] || fail "resumed fullalign differs in $name"
   done
 fi
 
 # 3. Ablations by override: a wider LoRA, the MLP projector.
-"$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl" "${short[@]}" stages.lm_warmup.steps=1 stages.sft.lora.rank=16 \
+"$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 stages.sft.lora.rank=16 \
   model.input_projector.kind=mlp > "$tmp/abl.out" 2>&1 || { cat "$tmp/abl.out"; fail "ablation overrides"; }
 
-# 4. A corrupt audio file: a clear error naming the manifest line; the run's last checkpoint survives.
+# 4. A corrupt audio file in the SFT data: a clear error naming the manifest line; the stages before keep their
+#    checkpoints.
 cp -r "$tmp/data" "$tmp/bad"
-first=$(head -n 1 "$tmp/bad/asr/train.jsonl" | sed 's/.*"audio": *"\([^"]*\)".*/\1/')
-printf 'not a wave file' > "$tmp/bad/asr/$first"
-if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/rb" "${short[@]}" stages.lm_warmup.steps=1 \
-     data.asr_train.manifest="$tmp/bad/asr/train.jsonl" > "$tmp/rb.out" 2>&1; then fail "corrupt audio accepted"; fi
-grep -q "train.jsonl:1" "$tmp/rb.out" || { cat "$tmp/rb.out"; fail "the error does not name train.jsonl:1"; }
-[ -f "$tmp/rb/checkpoints/s00-step00000001.h5" ] || fail "the previous stage's checkpoint is gone"
+first=$(head -n 1 "$tmp/bad/sft_train.jsonl" | sed 's/.*"audio": *"\([^"]*\)".*/\1/')
+printf 'not a wave file' > "$tmp/bad/$first"
+if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/rb" "${short[@]}" stages.encoder_warmup.steps=1 \
+     data.sft_train.manifest="$tmp/bad/sft_train.jsonl" > "$tmp/rb.out" 2>&1; then fail "corrupt audio accepted"; fi
+grep -q "sft_train.jsonl:1" "$tmp/rb.out" || { cat "$tmp/rb.out"; fail "the error does not name sft_train.jsonl:1"; }
+[ -f "$tmp/rb/checkpoints/s03-step00000004.h5" ] || fail "the previous stage's checkpoint is gone"
 
 # 5. vox demo: corpus, training, table (one step a stage on the tiny corpus).
-"$VOX" demo --size tiny --data "$tmp/demo_data" --run-dir "$tmp/demo" stages.lm_warmup.steps=1 stages.prealign.steps=1 \
+"$VOX" demo --size tiny --data "$tmp/demo_data" --run-dir "$tmp/demo" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 stages.prealign.steps=1 \
   stages.fullalign.steps=1 stages.sft.steps=1 > "$tmp/demo.out" 2>&1 || { cat "$tmp/demo.out"; fail "vox demo"; }
 for want in "== 3/3 results" "prealign" "fullalign" "sft" "WER" "QA acc" "final checkpoint"; do
   grep -q "$want" "$tmp/demo.out" || { cat "$tmp/demo.out"; fail "vox demo output lacks '$want'"; }

@@ -1,5 +1,6 @@
 /* Tests of the task registry and task `lm`: the text data plan covers every sample exactly once per epoch and
- * shards across ranks, ChatML samples train only on assistant tokens, a batch gives a finite loss, seeking
+ * shards across ranks, ChatML samples train only on assistant tokens, speech samples read as their text form,
+ * a batch gives a finite loss, seeking
  * reproduces batches, and bad data names file:line. */
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +115,38 @@ Test(task, chatml_targets_only_the_assistant_answer) {
   vox_tensor_release(tg);
   vox_text_data_free(d);
   free(path);
+}
+
+/* A speech manifest read as text (speech_as_text): the transcript stands where the audio was and only the
+ * assistant's copy of it (plus <|im_end|>) is trained; without the flag the asr sample is plain text. */
+Test(task, speech_samples_as_their_text_form) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/asr.jsonl", dir);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "{\"key\":\"a\",\"task\":\"asr\",\"audio\":\"x.wav\",\"duration\":1,\"text\":\"Alice painted the cup.\"}\n");
+  fclose(f);
+  char *p = path;
+  vox_s2t_prompts prompts = vox_s2t_prompts_default();
+  bool as_text = true;
+  vox_text_data_opts o = {.batch_size = 1, .fraction = 1, .world_size = 1, .speech_as_text = &as_text,
+                          .prompts = &prompts};
+  vox_text_data *d = NULL;
+  VT_OK(vox_text_data_open(tok, 1, &p, &o, &d));
+  const vox_text_seq *q = vox_text_data_seq(d, 0);
+  char *txt = NULL;
+  size_t len = 0;
+  VT_OK(vox_tokenizer_decode(tok, q->ids, (size_t)q->len, 0, &txt, &len));
+  cr_assert(strstr(txt, "<|im_start|>user\nAlice painted the cup.\nTranscribe the speech.<|im_end|>"), "%s", txt);
+  free(txt);
+  vox_token_ids ans = {0};
+  VT_OK(vox_tokenizer_encode(tok, "Alice painted the cup.", 22, 0, &ans));
+  cr_assert_eq(q->n_targets, (int64_t)ans.len + 1, "targets %lld", (long long)q->n_targets);
+  vox_token_ids_free(&ans);
+  vox_text_data_free(d);
+  as_text = false;
+  VT_OK(vox_text_data_open(tok, 1, &p, &o, &d));
+  cr_assert_eq(vox_text_data_seq(d, 0)->n_targets, vox_text_data_seq(d, 0)->len - 1, "plain text: every token");
+  vox_text_data_free(d);
 }
 
 Test(task, bad_sample_names_file_and_line) {
