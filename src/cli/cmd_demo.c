@@ -163,14 +163,17 @@ static int cmd_demo(int argc, char **argv) {
 
   /* The recipe's data and tokenizer paths point into the source tree; these make any --data/--run-dir work. */
   static const char *const sets[][2] = {{"asr_train", "asr/train.jsonl"}, {"asr_dev", "asr/dev.jsonl"},
-                                        {"sft_train", "sft_train.jsonl"}, {"sft_dev", "sft_dev.jsonl"}};
-  char own[7][PATH_MAX + 64];
+                                        {"sft_train", "sft_train.jsonl"},   {"sft_dev", "sft_dev.jsonl"},
+                                        {"text_train", "sft_train.jsonl"},  {"text_dev", "sft_dev.jsonl"}};
+  enum { n_sets = sizeof sets / sizeof sets[0] };
+  char own[2 + n_sets][PATH_MAX + 64];
   snprintf(own[0], sizeof own[0], "run_dir=%s", run_dir);
   snprintf(own[1], sizeof own[1], "tokenizer=%s", tok);
-  for (int k = 0; k < 4; k++) snprintf(own[2 + k], sizeof own[2 + k], "data.%s.manifest=%s/%s", sets[k][0], data, sets[k][1]);
+  for (int k = 0; k < n_sets; k++)
+    snprintf(own[2 + k], sizeof own[2 + k], "data.%s.manifest=%s/%s", sets[k][0], data, sets[k][1]);
   char *all[64];
   int n_all = 0;
-  for (int k = 0; k < 6; k++) all[n_all++] = own[k];
+  for (int k = 0; k < 2 + n_sets; k++) all[n_all++] = own[k];
   for (int k = 0; k < n_over && n_all < 64; k++) all[n_all++] = overrides[k];
   free(overrides);
   char recipe[PATH_MAX];
