@@ -52,7 +52,8 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   static const char *const keys[] = {"kind", "num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                      "encoder_ffn_dim", "max_source_positions", "input_size", "output_size",
                                      "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size",
-                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", NULL};
+                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", "ctc_compress",
+                                     NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
   const char *kind, *alphabet;
   VOX_TRY(vox_config_string(n, "kind", "whisper", &kind));
@@ -69,6 +70,8 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
     if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || strchr(c + 1, *c))
       return bad(n, "ctc_alphabet", "must be printable ASCII symbols, each once");
   strcpy(e->ctc_alphabet, alphabet);
+  VOX_TRY(vox_config_bool(n, "ctc_compress", false, &e->ctc_compress));
+  if (e->ctc_compress && !alphabet[0]) return bad(n, "ctc_compress", "needs ctc_alphabet (the head that finds the symbols)");
   static const char *const whisper_only[] = {"num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                              "encoder_ffn_dim", "max_source_positions", NULL};
   static const char *const sanm_only[] = {"input_size", "output_size", "attention_heads", "linear_units",
@@ -283,6 +286,9 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
     VOX_TRY(parse_duplex(n, &out->duplex, out->pretrained[5]));
     if (!out->has_llm)
       return vox_errorf(VOX_ERR_INVALID, "%s: model.duplex needs an llm", vox_config_where(n, b1, sizeof b1));
+    if (out->has_encoder && out->encoder.ctc_compress)
+      return vox_errorf(VOX_ERR_INVALID, "%s: model.duplex labels every projector frame, which "
+                        "model.audio_encoder.ctc_compress removes", vox_config_where(n, b1, sizeof b1));
     out->duplex.in_dim = out->llm.hidden_size;
   }
   if ((n = part(node, "audio_token", &st)), st != VOX_OK) return st;

@@ -20,7 +20,7 @@ typedef enum vox_encoder_kind { VOX_ENCODER_WHISPER = 0, VOX_ENCODER_SANM } vox_
 /* audio_encoder: `kind: whisper` takes HF WhisperConfig names (num_mel_bins, d_model, encoder_layers,
  * encoder_attention_heads, encoder_ffn_dim, max_source_positions); `kind: sanm` takes FunASR's SenseVoice encoder
  * names (input_size, output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size,
- * sanm_shfit). Both: dropout, checkpoint, pretrained, ctc_alphabet. */
+ * sanm_shfit). Both: dropout, checkpoint, pretrained, ctc_alphabet, ctc_compress. */
 typedef struct vox_mc_encoder {
   vox_encoder_kind kind;
   /* whisper */
@@ -32,6 +32,11 @@ typedef struct vox_mc_encoder {
   /* ctc_alphabet: the symbols of a CTC head on the encoder output ("audio_encoder.ctc.ctc_lo", FunASR's name),
    * blank = 0 and symbol i + 1 = ctc_alphabet[i]; empty: no head. For encoder pre-training (task ctc). */
   char ctc_alphabet[128];
+  /* ctc_compress: the encoder's output reaches the input projector CTC-compressed (Speech-LLaMA's compressor):
+   * frames the head labels blank are dropped and each run of one symbol becomes the mean of its frames, so the
+   * LLM reads about one position per character instead of one per 40 ms. Needs ctc_alphabet; not with duplex,
+   * whose labels are per projector frame. */
+  bool ctc_compress;
 } vox_mc_encoder;
 
 /* voice_lm: a Qwen2-architecture LM (the same keys as llm) over speech tokens: vocab_size is derived as

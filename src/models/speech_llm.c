@@ -92,6 +92,13 @@ vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox
   st = vox_sllm_encoder_forward(m, feats, lengths, training, rng, &h, &hl);
   if (!enc_tape) vox_no_grad_end();
   if (st != VOX_OK) goto done;
+  if (m->cfg.encoder.ctc_compress) {
+    vox_tensor *hc = NULL, *hcl = NULL;
+    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, hl, &hc, &hcl), done);
+    vox_tensor_release(h);
+    vox_tensor_release(hl);
+    h = hc, hl = hcl;
+  }
   VOX_CHECK_GOTO(st, vox_projector_forward(&m->in_proj, h, hl, training, rng, embeds, &pl), done);
   VOX_CHECK_GOTO(st, vox_seq_lengths_host(pl, (*embeds)->shape[0], (*embeds)->shape[1], "speech_llm audio", out_lengths),
                  done);

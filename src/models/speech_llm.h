@@ -60,6 +60,8 @@ vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_t
 /* A transcript as CTC symbols: lower-cased when the alphabet has no capitals, hyphens and white space as the
  * alphabet's space (when it has one, runs collapsed, ends trimmed), other characters dropped. *ids malloc'd. */
 vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n);
+/* The same for any alphabet (no model): what a spelled text form (train/s2t_prompt.h) writes. */
+vox_status vox_speech_llm_alphabet_symbols(const char *alphabet, const char *text, int32_t **ids, int *n);
 /* The mean CTC loss per target symbol of B transcripts (every row's negative log-likelihood summed, divided by
  * the batch's symbol count); *n_symbols gets that count. Rows whose symbols cannot fit their frames add 0. */
 vox_status vox_speech_llm_ctc_loss(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths,
@@ -72,7 +74,8 @@ vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *lo
 vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *logits, const vox_tensor *lengths,
                                      char ***texts);
 
-/* Audio features through the encoder and the input projector: feats [B, T, bins], lengths i32 [B] or NULL ->
+/* Audio features through the encoder (CTC-compressed with model.audio_encoder.ctc_compress) and the input
+ * projector: feats [B, T, bins], lengths i32 [B] or NULL ->
  * embeds [B, T', llm hidden] and host lengths (malloc'd, caller frees). */
 vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                        vox_rng *rng, vox_tensor **embeds, int32_t **out_lengths);

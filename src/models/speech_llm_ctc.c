@@ -1,9 +1,10 @@
-/* CTC on the composite's audio encoder: transcripts as alphabet symbols, the per-symbol CTC loss, and best-path
- * decoding. It trains an encoder to recognise speech by itself, as SenseVoice's encoder is trained before MinMo. */
+/* CTC on the composite's audio encoder: transcripts as alphabet symbols, the per-symbol CTC loss, best-path
+ * decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/autograd.h"
 #include "core/ops.h"
 #include "models/seq_util.h"
 #include "models/speech_llm_internal.h"
@@ -32,7 +33,10 @@ vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_t
 
 vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n) {
   VOX_TRY(need_head(m, "ctc symbols"));
-  const char *alpha = m->cfg.encoder.ctc_alphabet;
+  return vox_speech_llm_alphabet_symbols(m->cfg.encoder.ctc_alphabet, text, ids, n);
+}
+
+vox_status vox_speech_llm_alphabet_symbols(const char *alpha, const char *text, int32_t **ids, int *n) {
   bool has_upper = false, has_space = strchr(alpha, ' ') != NULL;
   for (const char *c = alpha; *c; c++) has_upper |= isupper((unsigned char)*c) != 0;
   size_t len = strlen(text);
@@ -145,4 +149,80 @@ vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *
   }
   *texts = out;
   return VOX_OK;
+}
+
+/* Runs of one non-blank best-path symbol in rows [0, len) of a [T, V] logit matrix: seg[t] = the run frame t
+ * belongs to, or -1 (blank, or a frame between runs). Returns the run count. A row with no symbol at all keeps
+ * its frames as one run, so no sample reaches the LLM without audio. */
+static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, int32_t *seg) {
+  int32_t runs = 0;
+  int64_t prev = 0;
+  for (int64_t t = 0; t < len; t++) {
+    const float *row = lg + t * V;
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; v++)
+      if (row[v] > row[best]) best = v;
+    if (best != 0 && best != prev) runs++;
+    seg[t] = best != 0 ? runs - 1 : -1;
+    prev = best;
+  }
+  if (runs == 0 && len > 0) {
+    for (int64_t t = 0; t < len; t++) seg[t] = 0;
+    runs = 1;
+  }
+  return runs;
+}
+
+vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths, vox_tensor **out,
+                                 vox_tensor **out_lengths) {
+  *out = NULL, *out_lengths = NULL;
+  VOX_TRY(need_head(m, "ctc compress"));
+  int64_t B = hidden->shape[0], T = hidden->shape[1];
+  vox_tensor *logits = NULL, *avg = NULL;
+  /* The segmentation is a discrete choice: the head runs without a tape and no gradient reaches it here. */
+  vox_no_grad_begin();
+  vox_status st = vox_linear_forward(&m->ctc, hidden, &logits);
+  vox_no_grad_end();
+  if (st != VOX_OK) return vox_error_context(st, "speech_llm ctc compress: ");
+  int64_t V = logits->shape[2];
+  float *lg = malloc((size_t)(B * T * V) * sizeof *lg), *weights = NULL;
+  int32_t *lens = NULL, *seg = malloc((size_t)(B * T) * sizeof *seg), *runs = calloc((size_t)B, sizeof *runs);
+  st = lg && seg && runs ? vox_tensor_read_f32(logits, lg) : vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  if (st == VOX_OK) st = vox_seq_lengths_host(lengths, B, T, "ctc compress lengths", &lens);
+  int64_t S = 1;
+  for (int64_t b = 0; b < B && st == VOX_OK; b++) {
+    runs[b] = symbol_runs(lg + b * T * V, lens[b], V, seg + b * T);
+    if (runs[b] > S) S = runs[b];
+  }
+  /* Each output row is the mean of its run's frames: one batched [S, T] x [T, d] product per sample, so the
+   * gradient reaches every frame of the run. Rows past a sample's run count are zero (padding). */
+  if (st == VOX_OK && !(weights = calloc((size_t)(B * S * T), sizeof *weights)))
+    st = vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  for (int64_t b = 0; b < B && st == VOX_OK; b++) {
+    int32_t *count = calloc((size_t)runs[b] + 1, sizeof *count);
+    if (!count) {
+      st = vox_errorf(VOX_ERR_NOMEM, "out of memory");
+      break;
+    }
+    for (int64_t t = 0; t < lens[b]; t++)
+      if (seg[b * T + t] >= 0) count[seg[b * T + t]]++;
+    for (int64_t t = 0; t < lens[b]; t++) {
+      int32_t r = seg[b * T + t];
+      if (r >= 0) weights[(b * S + r) * T + t] = 1.0f / (float)count[r];
+    }
+    free(count);
+  }
+  if (st == VOX_OK)
+    st = vox_tensor_from_host(VOX_F32, hidden->device, 3, (int64_t[]){B, S, T}, weights, &avg);
+  if (st == VOX_OK) st = vox_op_matmul(avg, hidden, false, false, out);
+  if (st == VOX_OK) st = vox_seq_i32(runs, 1, (int64_t[]){B}, hidden->device, out_lengths);
+  if (st != VOX_OK) vox_tensor_drop(out);
+  vox_tensor_release(logits);
+  vox_tensor_release(avg);
+  free(lg);
+  free(weights);
+  free(lens);
+  free(seg);
+  free(runs);
+  return st == VOX_OK ? st : vox_error_context(st, "speech_llm ctc compress: ");
 }

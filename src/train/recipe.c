@@ -28,7 +28,8 @@ static const char *const ckpt_keys[] = {"every", "keep_last", "save", NULL};
 static const char *const lora_keys[] = {"targets", "rank", "alpha", "dropout", NULL};
 static const char *const debug_keys[] = {"inject_nan_at", "hang_in_checkpoint_at", NULL};
 static const char *const dataset_keys[] = {"manifest", "sample_rate", "features", "n_mels", "lfr_m", "lfr_n", "cmvn",
-                                           "specaugment", "num_workers", "description", "speech_as_text", NULL};
+                                           "specaugment", "num_workers", "description", "speech_as_text", "spelled",
+                                           "spelling_noise", NULL};
 
 static vox_status err_at(const vox_config *n, vox_status code, const char *what) {
   char w[256], p[256];

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+#include "models/speech_llm.h"
+
 vox_s2t_prompts vox_s2t_prompts_default(void) {
   return (vox_s2t_prompts){.system = "You are a helpful assistant.",
                            .asr_instruction = "Transcribe the speech.",
@@ -207,4 +210,96 @@ vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *promp
 vox_status vox_s2t_encode_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, const vox_sample *sample,
                                   const char *manifest_path, vox_s2t_encoded *out) {
   return encode(tok, prompts, -1, sample, manifest_path, false, true, out);
+}
+
+vox_status vox_s2t_spelling_init(const vox_tokenizer *tok, const char *alphabet, double noise, vox_s2t_spelling *out) {
+  memset(out, 0, sizeof *out);
+  size_t n = strlen(alphabet);
+  if (n == 0 || n >= sizeof out->alphabet)
+    return vox_errorf(VOX_ERR_INVALID, "spelled text form: the alphabet must have 1 to 127 symbols (model.audio_encoder."
+                      "ctc_alphabet), got %zu", n);
+  if (!(noise >= 0.0 && noise < 1.0))
+    return vox_errorf(VOX_ERR_INVALID, "spelled text form: spelling_noise %g must lie in [0, 1)", noise);
+  memcpy(out->alphabet, alphabet, n + 1);
+  out->noise = noise;
+  for (size_t i = 0; i < n; i++) {
+    vox_token_ids ids = {0};
+    VOX_TRY(vox_tokenizer_encode(tok, alphabet + i, 1, 0, &ids));
+    bool one = ids.len == 1;
+    if (one) out->symbol_ids[i] = ids.ids[0];
+    vox_token_ids_free(&ids);
+    if (!one)
+      return vox_errorf(VOX_ERR_INVALID, "spelled text form: symbol '%c' of the alphabet is not a single token of the "
+                        "tokenizer", alphabet[i]);
+  }
+  return VOX_OK;
+}
+
+/* The spoken text as symbol tokens, with the simulated recognition errors. *out malloc'd. */
+static vox_status spelled_ids(const vox_s2t_spelling *sp, const char *said, uint64_t seed, int32_t **out, int *n) {
+  int32_t *sym = NULL;
+  int k = 0;
+  VOX_TRY(vox_speech_llm_alphabet_symbols(sp->alphabet, said, &sym, &k));
+  int32_t *ids = malloc(sizeof *ids * (size_t)(2 * k + 1));
+  if (!ids) {
+    free(sym);
+    return vox_errorf(VOX_ERR_NOMEM, "spelled text form: out of memory");
+  }
+  int n_alpha = (int)strlen(sp->alphabet), m = 0;
+  vox_rng rng = vox_rng_make(seed);
+  for (int i = 0; i < k; i++) {
+    int32_t s = sym[i] - 1; /* symbols count from 1 (0 is the CTC blank) */
+    double u = sp->noise > 0 ? vox_rng_next_double(&rng) : 1.0;
+    if (u < sp->noise) {
+      int other = (int)(vox_rng_next_u64(&rng) % (uint64_t)n_alpha), op = (int)(u / sp->noise * 3.0);
+      if (op == 0) s = other;                           /* substituted */
+      else if (op == 1) continue;                       /* dropped */
+      else ids[m++] = sp->symbol_ids[other];            /* an extra symbol before it */
+    }
+    ids[m++] = sp->symbol_ids[s];
+  }
+  free(sym);
+  if (m == 0) ids[m++] = sp->symbol_ids[0]; /* never an empty span: the audio always fills at least one position */
+  *out = ids;
+  *n = m;
+  return VOX_OK;
+}
+
+vox_status vox_s2t_encode_spelled(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
+                                  const vox_s2t_spelling *spelling, uint64_t noise_seed, const vox_sample *sample,
+                                  const char *manifest_path, vox_s2t_encoded *out) {
+  char where[512], *said = NULL;
+  snprintf(where, sizeof where, "%s:%d", manifest_path ? manifest_path : "<manifest>", sample->line);
+  VOX_TRY(encode(tok, prompts, audio_id, sample, manifest_path, false, false, out));
+  int32_t *sp = NULL;
+  int n_sp = 0;
+  vox_status st = spoken_text(sample, where, &said);
+  if (st == VOX_OK) st = spelled_ids(spelling, said, noise_seed, &sp, &n_sp);
+  free(said);
+  size_t at = 0, len = out->ids.len;
+  while (st == VOX_OK && out->ids.ids[at] != audio_id) at++; /* encode() checked it is there exactly once */
+  int32_t *ids = NULL, *labels = NULL;
+  if (st == VOX_OK) {
+    ids = malloc(sizeof *ids * (len + (size_t)n_sp));
+    labels = malloc(sizeof *labels * (len + (size_t)n_sp));
+    if (!ids || !labels) st = vox_errorf(VOX_ERR_NOMEM, "spelled text form: out of memory");
+  }
+  if (st == VOX_OK) {
+    memcpy(ids, out->ids.ids, at * sizeof *ids);
+    memcpy(labels, out->labels, at * sizeof *labels);
+    memcpy(ids + at, sp, (size_t)n_sp * sizeof *ids);
+    for (int i = 0; i < n_sp; i++) labels[at + (size_t)i] = -100;
+    memcpy(ids + at + n_sp, out->ids.ids + at + 1, (len - at - 1) * sizeof *ids);
+    memcpy(labels + at + n_sp, out->labels + at + 1, (len - at - 1) * sizeof *labels);
+    free(out->ids.ids);
+    free(out->labels);
+    out->ids.ids = ids, out->labels = labels;
+    out->ids.len = out->ids.cap = len - 1 + (size_t)n_sp;
+    ids = labels = NULL;
+  }
+  free(ids);
+  free(labels);
+  free(sp);
+  if (st != VOX_OK) vox_s2t_encoded_free(out);
+  return st;
 }

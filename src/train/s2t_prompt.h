@@ -47,4 +47,23 @@ vox_status vox_s2t_encode(const vox_tokenizer *tok, const vox_s2t_prompts *promp
 vox_status vox_s2t_encode_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, const vox_sample *sample,
                                   const char *manifest_path, vox_s2t_encoded *out);
 
+/* A spelled text form: what the audio says written one alphabet symbol per token ("h", "e", "l", "l", "o", " ",
+ * ...), which is how a CTC-compressed encoder (model.audio_encoder.ctc_compress) presents speech to the LLM: about
+ * one position per recognised character. An LLM warmed up on spelled forms learns to read letters into words and
+ * to correct misspellings, which a noise rate simulates: each symbol is, with probability `noise`, replaced by
+ * another symbol, dropped, or preceded by an extra one (one third each). */
+typedef struct vox_s2t_spelling {
+  char alphabet[128];
+  int32_t symbol_ids[128]; /* the token of alphabet[i] on its own */
+  double noise;
+} vox_s2t_spelling;
+
+/* Looks up each symbol's token; a symbol the tokenizer does not encode as exactly one token is an error. */
+vox_status vox_s2t_spelling_init(const vox_tokenizer *tok, const char *alphabet, double noise, vox_s2t_spelling *out);
+/* The sample's conversation with the placeholder (id audio_id) replaced by the spelled text of its audio (as
+ * vox_s2t_encode_as_text takes it); the noise is drawn from noise_seed. Labels as vox_s2t_encode's. */
+vox_status vox_s2t_encode_spelled(const vox_tokenizer *tok, const vox_s2t_prompts *prompts, int32_t audio_id,
+                                  const vox_s2t_spelling *spelling, uint64_t noise_seed, const vox_sample *sample,
+                                  const char *manifest_path, vox_s2t_encoded *out);
+
 #endif

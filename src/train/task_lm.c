@@ -32,25 +32,61 @@ static vox_status read_prompts(const vox_task_ctx *ctx, vox_s2t_prompts *p) {
   return vox_config_string(ctx->recipe, "model.audio_token.text", p->audio_token, &p->audio_token);
 }
 
+/* A dataset's `spelled: true` (with `speech_as_text`) writes its text forms letter by letter over the model's
+ * ctc_alphabet, as a CTC-compressed encoder presents speech; `spelling_noise` simulates recognition errors. */
+static vox_status read_spelling(const vox_task_ctx *ctx, const vox_config *node, bool as_text, vox_s2t_spelling **out) {
+  bool spelled = false;
+  double noise = 0.0;
+  char where[256];
+  *out = NULL;
+  VOX_TRY(vox_config_bool(node, "spelled", false, &spelled));
+  VOX_TRY(vox_config_float(node, "spelling_noise", 0.0, &noise));
+  if (!spelled) return VOX_OK;
+  const vox_config *key = vox_config_get(node, "spelled");
+  if (!as_text)
+    return vox_errorf(VOX_ERR_INVALID, "%s: spelled: true needs speech_as_text: true (it is a form of the speech's text)",
+                      vox_config_where(key, where, sizeof where));
+  const char *alphabet = "";
+  VOX_TRY(vox_config_string(ctx->recipe, "model.audio_encoder.ctc_alphabet", "", &alphabet));
+  if (!alphabet[0])
+    return vox_errorf(VOX_ERR_INVALID, "%s: spelled: true spells over model.audio_encoder.ctc_alphabet, which is not set",
+                      vox_config_where(key, where, sizeof where));
+  vox_s2t_spelling *sp = malloc(sizeof *sp);
+  if (!sp) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  vox_status st = vox_s2t_spelling_init(ctx->tokenizer, alphabet, noise, sp);
+  if (st != VOX_OK) {
+    free(sp);
+    return vox_error_context(st, "%s: ", vox_config_where(key, where, sizeof where));
+  }
+  *out = sp;
+  return VOX_OK;
+}
+
 static vox_status open_sets(const vox_task_ctx *ctx, const vox_text_data_opts *o, int n, const char *const *names,
                             const vox_config *ref, vox_text_data **out) {
   char **paths = calloc((size_t)n, sizeof *paths);
   bool *as_text = calloc((size_t)n, sizeof *as_text);
+  vox_s2t_spelling **spelling = calloc((size_t)n, sizeof *spelling);
   vox_s2t_prompts prompts;
-  vox_status st = paths && as_text ? read_prompts(ctx, &prompts) : vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  vox_status st = paths && as_text && spelling ? read_prompts(ctx, &prompts) : vox_errorf(VOX_ERR_NOMEM, "out of memory");
+  bool any_spelled = false;
   for (int i = 0; i < n && st == VOX_OK; i++) {
     const vox_config *node = NULL;
     st = vox_task_dataset(ctx, ref, names[i], &paths[i], &node);
     if (st == VOX_OK) st = vox_config_bool(node, "speech_as_text", false, &as_text[i]);
+    if (st == VOX_OK) st = read_spelling(ctx, node, as_text[i], &spelling[i]);
+    any_spelled |= spelling[i] != NULL;
   }
-  if (st == VOX_OK) {
-    vox_text_data_opts with = *o;
-    with.speech_as_text = as_text, with.prompts = &prompts;
-    st = vox_text_data_open(ctx->tokenizer, n, paths, &with, out);
-  }
+  vox_text_data_opts with = *o;
+  with.speech_as_text = as_text, with.prompts = &prompts;
+  with.spelling = (const vox_s2t_spelling *const *)spelling;
+  if (st == VOX_OK && any_spelled) st = vox_tokenizer_token_to_id(ctx->tokenizer, prompts.audio_token, &with.audio_id);
+  if (st == VOX_OK) st = vox_text_data_open(ctx->tokenizer, n, paths, &with, out);
   for (int i = 0; paths && i < n; i++) free(paths[i]);
+  for (int i = 0; spelling && i < n; i++) free(spelling[i]);
   free(paths);
   free(as_text);
+  free(spelling);
   return st;
 }
 

@@ -85,10 +85,12 @@ static vox_status encode_text(const vox_tokenizer *tok, const char *text, int32_
 }
 
 /* A speech sample's text form (vox_s2t_encode_as_text) as ids and target mask. */
-static vox_status encode_speech_as_text(const vox_tokenizer *tok, const vox_s2t_prompts *prompts,
-                                        const vox_sample *smp, const char *path, vox_text_seq *s) {
+static vox_status encode_speech_as_text(const vox_text_data_opts *o, const vox_tokenizer *tok,
+                                        const vox_s2t_spelling *spelling, uint64_t noise_seed, const vox_sample *smp,
+                                        const char *path, vox_text_seq *s) {
   vox_s2t_encoded e;
-  VOX_TRY(vox_s2t_encode_as_text(tok, prompts, smp, path, &e));
+  if (spelling) VOX_TRY(vox_s2t_encode_spelled(tok, o->prompts, o->audio_id, spelling, noise_seed, smp, path, &e));
+  else VOX_TRY(vox_s2t_encode_as_text(tok, o->prompts, smp, path, &e));
   s->len = (int64_t)e.ids.len;
   s->mask = malloc((size_t)(s->len ? s->len : 1));
   if (!s->mask) {
@@ -105,7 +107,7 @@ static vox_status encode_speech_as_text(const vox_tokenizer *tok, const vox_s2t_
 static bool is_speech_task(const char *task) { return !strcmp(task, "asr") || !strcmp(task, "s2t_chat"); }
 
 static vox_status load_manifest(vox_text_data *d, const vox_tokenizer *tok, const char *path, int32_t eos,
-                                bool speech_as_text) {
+                                bool speech_as_text, const vox_s2t_spelling *spelling) {
   vox_manifest *m = NULL;
   VOX_TRY(vox_manifest_load(path, &m));
   int64_t keep = (int64_t)ceil(d->opts.fraction * (double)m->n);
@@ -122,7 +124,8 @@ static vox_status load_manifest(vox_text_data *d, const vox_tokenizer *tok, cons
     vox_text_seq *s = &d->seqs[d->n];
     memset(s, 0, sizeof *s);
     if (speech_as_text && is_speech_task(smp->task)) {
-      st = encode_speech_as_text(tok, d->opts.prompts, smp, path, s);
+      uint64_t noise_seed = d->opts.seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(d->n + 1));
+      st = encode_speech_as_text(&d->opts, tok, spelling, noise_seed, smp, path, s);
     } else if (smp->messages_json) {
       st = encode_messages(tok, smp->messages_json, s);
     } else if (smp->text) {
@@ -169,8 +172,10 @@ vox_status vox_text_data_open(const vox_tokenizer *tok, int n_manifests, char *c
   d->pad_id = eos;
   d->plan_epoch = -1;
   vox_status st = VOX_OK;
-  for (int i = 0; i < n_manifests && st == VOX_OK; i++) st = load_manifest(d, tok, manifests[i], eos, opts->speech_as_text && opts->speech_as_text[i]);
-  d->opts.speech_as_text = NULL, d->opts.prompts = NULL; /* borrowed for the loading only */
+  for (int i = 0; i < n_manifests && st == VOX_OK; i++)
+    st = load_manifest(d, tok, manifests[i], eos, opts->speech_as_text && opts->speech_as_text[i],
+                       opts->spelling ? opts->spelling[i] : NULL);
+  d->opts.speech_as_text = NULL, d->opts.prompts = NULL, d->opts.spelling = NULL; /* borrowed for the loading only */
   if (st == VOX_OK && d->n == 0) st = vox_errorf(VOX_ERR_INVALID, "text data: %s has no samples", manifests[0]);
   for (int64_t i = 0; st == VOX_OK && i < d->n; i++)
     if (opts->max_tokens_in_batch > 0 && d->seqs[i].len - 1 > opts->max_tokens_in_batch)

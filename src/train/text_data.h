@@ -31,6 +31,10 @@ typedef struct vox_text_data_opts {
    * form under `prompts` (vox_s2t_encode_as_text), assistant turns the targets; text samples stay as they are */
   const bool *speech_as_text;
   const vox_s2t_prompts *prompts;
+  /* [n_manifests] or NULL: a non-NULL entry writes that manifest's text forms spelled (vox_s2t_encode_spelled),
+   * the placeholder being audio_id; each sample's noise is drawn from seed and its index */
+  const vox_s2t_spelling *const *spelling;
+  int32_t audio_id;
 } vox_text_data_opts;
 
 typedef struct vox_text_data vox_text_data;

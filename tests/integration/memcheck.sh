@@ -5,7 +5,7 @@
 set -u
 build="${VOX_BUILD_DIR:?}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed (bash .ci/setup.sh installs it)"; exit 1; }
-export VOX_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export VOX_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 VOX_CPU_CACHE_MB=0  # no block reuse: every free is checked
 status=0
 # The suite's time budget (20 minutes on 2 cores) keeps this to the core and config tests; the io/model test
 # programs were checked clean under valgrind when written and are not repeated on every run.

@@ -135,3 +135,53 @@ Test(s2t_prompt, text_form_puts_what_is_said_where_the_audio_was, .init = load, 
   cr_assert_neq(vox_s2t_encode_as_text(tok, &p, &qa, "qa.jsonl", &e), VOX_OK);
   cr_assert(strstr(vox_last_error(), "qa.jsonl:4") && strstr(vox_last_error(), "question"), "%s", vox_last_error());
 }
+
+Test(s2t_prompt, spelled_form_writes_one_token_per_symbol, .init = load, .fini = unload) {
+  vox_s2t_prompts p = vox_s2t_prompts_default();
+  vox_s2t_spelling sp;
+  VT_OK(vox_s2t_spelling_init(tok, " abcdefghijklmnopqrstuvwxyz'", 0.0, &sp));
+  vox_sample asr = {.key = "u1", .task = "asr", .text = "Alice's red-cup.", .line = 7, .extra_json = "{}"};
+  vox_s2t_encoded e, plain;
+  VT_OK(vox_s2t_encode_spelled(tok, &p, audio_id, &sp, 1, &asr, "train.jsonl", &e));
+  VT_OK(vox_s2t_encode(tok, &p, audio_id, &asr, "train.jsonl", false, &plain));
+  /* "alice's red cup": 15 symbols in place of the one placeholder, each its own token, none trained */
+  cr_assert_eq(e.ids.len, plain.ids.len - 1 + 15);
+  size_t at = 0;
+  while (plain.ids.ids[at] != audio_id) at++;
+  const char *want = "alice's red cup";
+  for (size_t i = 0; i < 15; i++) {
+    char *one = decode(&e.ids.ids[at + i], 1);
+    cr_assert_eq(strlen(one), 1);
+    cr_assert_eq(one[0], want[i], "symbol %zu: '%s'", i, one);
+    cr_assert_eq(e.labels[at + i], -100);
+    free(one);
+  }
+  /* Around the span the stream and its labels are the plain encoding's. */
+  for (size_t i = 0; i < at; i++) cr_assert(e.ids.ids[i] == plain.ids.ids[i] && e.labels[i] == plain.labels[i]);
+  for (size_t i = at + 1; i < plain.ids.len; i++)
+    cr_assert(e.ids.ids[i + 14] == plain.ids.ids[i] && e.labels[i + 14] == plain.labels[i]);
+  vox_s2t_encoded_free(&e);
+
+  /* With noise the span changes, reproducibly for one seed; the rest does not. */
+  VT_OK(vox_s2t_spelling_init(tok, " abcdefghijklmnopqrstuvwxyz'", 0.5, &sp));
+  vox_s2t_encoded n1, n2;
+  VT_OK(vox_s2t_encode_spelled(tok, &p, audio_id, &sp, 42, &asr, "train.jsonl", &n1));
+  VT_OK(vox_s2t_encode_spelled(tok, &p, audio_id, &sp, 42, &asr, "train.jsonl", &n2));
+  cr_assert_eq(n1.ids.len, n2.ids.len);
+  cr_assert_eq(memcmp(n1.ids.ids, n2.ids.ids, n1.ids.len * sizeof *n1.ids.ids), 0);
+  size_t span = n1.ids.len - (plain.ids.len - 1);
+  char *noisy = decode(&n1.ids.ids[at], span);
+  cr_assert_str_neq(noisy, want);
+  free(noisy);
+  char *tail = decode(&n1.ids.ids[at + span], plain.ids.len - at - 1), *plain_tail = decode(&plain.ids.ids[at + 1], plain.ids.len - at - 1);
+  cr_assert_str_eq(tail, plain_tail);
+  free(tail);
+  free(plain_tail);
+  vox_s2t_encoded_free(&n1);
+  vox_s2t_encoded_free(&n2);
+  vox_s2t_encoded_free(&plain);
+
+  /* A symbol the tokenizer splits (or an unusable noise rate) is refused. */
+  cr_assert_neq(vox_s2t_spelling_init(tok, "ab", 1.0, &sp), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "spelling_noise"), "%s", vox_last_error());
+}

@@ -1,12 +1,14 @@
 /* The audio encoder's CTC head: transcripts become alphabet symbols as documented, the head counts in the part's
  * analytic size, best-path decoding merges repeats and drops blanks, a few AdamW steps on one batch drive the loss
- * down until greedy decoding reads the transcripts back, and a model without the head says so. */
+ * down until greedy decoding reads the transcripts back, the CTC compressor keeps one mean frame per symbol run and
+ * passes gradients to those frames, and a model without the head says so. */
 #include <criterion/logging.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/autograd.h"
 #include "models/speech_llm.h"
+#include "models/speech_llm_internal.h"
 #include "optim/optim.h"
 #include "vox_test.h"
 
@@ -124,4 +126,73 @@ Test(speech_llm_ctc, a_model_without_the_head_says_so) {
   cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
   cr_assert(strstr(vox_last_error(), "dup.yaml:2") && strstr(vox_last_error(), "ctc_alphabet"), "%s", vox_last_error());
   vox_config_free(c);
+  /* The compressor needs the head; the duplex predictor needs every frame. */
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_compress: true}\n", "nohead.yaml", &c));
+  cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "nohead.yaml:2") && strstr(vox_last_error(), "ctc_compress"), "%s",
+            vox_last_error());
+  vox_config_free(c);
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress: true}\n"
+                                "  llm: {vocab_size: 200000, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2,\n"
+                                "        num_key_value_heads: 1, intermediate_size: 32}\n"
+                                "  duplex: {d_model: 16, n_heads: 2}\n", "duplex.yaml", &c));
+  cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "duplex.yaml:5") && strstr(vox_last_error(), "ctc_compress"), "%s",
+            vox_last_error());
+  vox_config_free(c);
+}
+
+Test(speech_llm_ctc, compressor_keeps_one_mean_frame_per_symbol_run) {
+  vox_speech_llm *m = encoder_with_ctc(4);
+  enum { B = 2, T = 9, D = 32, V = 6 };
+  /* The head reads the first V hidden dims: frame t's best symbol is whichever of them is large. */
+  float *w = vox_tensor_f32(vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.weight"));
+  float *bias = vox_tensor_f32(vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.bias"));
+  memset(w, 0, sizeof(float) * V * D);
+  memset(bias, 0, sizeof(float) * V);
+  for (int v = 0; v < V; v++) w[v * D + v] = 1.0f;
+  /* row 0: a a blank a b b blank | c c (past its 7 frames)  -> runs {0,1} {3} {4,5};  row 1: all blank -> one run */
+  const int best[B][T] = {{2, 2, 0, 2, 3, 3, 0, 4, 4}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
+  vox_tensor *h = vt_randn(VT_SHAPE(B, T, D), 9, 1.0f, true);
+  float *hv = vox_tensor_f32(h);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      for (int v = 0; v < V; v++) hv[(b * T + t) * D + v] = 0.0f;
+      hv[(b * T + t) * D + best[b][t]] = 10.0f;
+    }
+  vox_tensor *lens = vt_from_i32(VT_SHAPE(B), (int32_t[]){7, 4}), *out = NULL, *out_lens = NULL;
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens));
+  cr_assert(out->shape[0] == B && out->shape[1] == 3 && out->shape[2] == D, "out [%lld, %lld, %lld]",
+            (long long)out->shape[0], (long long)out->shape[1], (long long)out->shape[2]);
+  int32_t runs[B];
+  VT_OK(vox_tensor_read_i32(out_lens, runs));
+  cr_assert(runs[0] == 3 && runs[1] == 1, "runs %d %d", runs[0], runs[1]);
+  const int run_frames[4][3] = {{0, 1, -1}, {3, -1, -1}, {4, 5, -1}, {0, 1, 2}}; /* the last: row 1's 4 frames */
+  const float *ov = vox_tensor_f32(out);
+  for (int r = 0; r < 4; r++) {
+    int b = r < 3 ? 0 : 1, row = r < 3 ? r : 0, n = 0;
+    for (int d = 0; d < D; d++) {
+      double want = 0;
+      n = 0;
+      for (int k = 0; k < 3 && run_frames[r][k] >= 0; k++, n++) want += hv[(b * T + run_frames[r][k]) * D + d];
+      if (r == 3) want += hv[(b * T + 3) * D + d], n++;
+      want /= n;
+      cr_assert_float_eq(ov[(b * 3 + row) * D + d], want, 1e-5, "run %d dim %d", r, d);
+    }
+  }
+  for (int d = 0; d < D; d++) cr_assert_eq(ov[(1 * 3 + 1) * D + d], 0.0f); /* padding rows are zero */
+  /* Gradient: each frame of a run gets 1/n of its row's gradient; blanks and frames past the length get none. */
+  vox_tensor *s = NULL;
+  VT_OK(vox_op_sum(out, 0, NULL, false, &s));
+  VT_OK(vox_backward(s, NULL));
+  const float *g = vox_tensor_f32(h->grad);
+  const float want_g[B][T] = {{0.5f, 0.5f, 0, 1, 0.5f, 0.5f, 0, 0, 0}, {0.25f, 0.25f, 0.25f, 0.25f, 0, 0, 0, 0, 0}};
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) cr_assert_float_eq(g[(b * T + t) * D + 7], want_g[b][t], 1e-6, "frame %d,%d", b, t);
+  vox_tensor_release(s);
+  vox_tensor_release(out);
+  vox_tensor_release(out_lens);
+  vox_tensor_release(lens);
+  vox_tensor_release(h);
+  vox_speech_llm_free(m);
 }

@@ -149,6 +149,50 @@ Test(task, speech_samples_as_their_text_form) {
   vox_text_data_free(d);
 }
 
+/* The spelled form (speech_as_text + spelled): one token per alphabet symbol where the audio was. */
+Test(task, speech_samples_spelled) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/asr_spelled.jsonl", dir);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "{\"key\":\"a\",\"task\":\"asr\",\"audio\":\"x.wav\",\"duration\":1,\"text\":\"Alice painted the cup.\"}\n");
+  fclose(f);
+  char *p = path;
+  vox_s2t_prompts prompts = vox_s2t_prompts_default();
+  vox_s2t_spelling sp;
+  VT_OK(vox_s2t_spelling_init(tok, " abcdefghijklmnopqrstuvwxyz", 0.0, &sp));
+  const vox_s2t_spelling *spelling[1] = {&sp};
+  bool as_text = true;
+  int32_t audio_id = 151669;
+  if (vox_tokenizer_token_to_id(tok, "<|audio|>", &audio_id) != VOX_OK)
+    VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", audio_id));
+  vox_text_data_opts o = {.batch_size = 1, .fraction = 1, .world_size = 1, .speech_as_text = &as_text,
+                          .prompts = &prompts, .spelling = spelling, .audio_id = audio_id};
+  vox_text_data *d = NULL;
+  VT_OK(vox_text_data_open(tok, 1, &p, &o, &d));
+  const vox_text_seq *q = vox_text_data_seq(d, 0);
+  char *txt = NULL;
+  size_t len = 0;
+  VT_OK(vox_tokenizer_decode(tok, q->ids, (size_t)q->len, 0, &txt, &len));
+  cr_assert(strstr(txt, "<|im_start|>user\nalice painted the cup\nTranscribe the speech.<|im_end|>"), "%s", txt);
+  cr_assert(strstr(txt, "<|im_start|>assistant\nAlice painted the cup.<|im_end|>"), "%s", txt);
+  free(txt);
+  /* "alice painted the cup": 21 tokens, one per symbol, none of them a target */
+  vox_token_ids words = {0};
+  VT_OK(vox_tokenizer_encode(tok, "Alice painted the cup.", 22, 0, &words));
+  int64_t user_span = 0;
+  for (int64_t i = 0; i < q->len; i++) {
+    char *one = NULL;
+    size_t l1 = 0;
+    VT_OK(vox_tokenizer_decode(tok, &q->ids[i], 1, 0, &one, &l1));
+    user_span += l1 == 1 && (one[0] == ' ' || (one[0] >= 'a' && one[0] <= 'z')) && !q->mask[i];
+    free(one);
+  }
+  cr_assert_geq(user_span, 21);
+  cr_assert_eq(q->n_targets, (int64_t)words.len + 1);
+  vox_token_ids_free(&words);
+  vox_text_data_free(d);
+}
+
 Test(task, bad_sample_names_file_and_line) {
   char path[512];
   snprintf(path, sizeof path, "%s/bad.jsonl", dir);

@@ -1,24 +1,104 @@
-/* The CPU backend: 64-byte aligned host allocations and plain memcpy transfers. Its kernels live in the
- * other files of this folder and register themselves with VOX_REGISTER_KERNEL. */
+/* The CPU backend: 64-byte aligned host allocations with a cache of large blocks, and plain memcpy transfers. Its
+ * kernels live in the other files of this folder and register themselves with VOX_REGISTER_KERNEL. */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/backend.h"
 
-static vox_status cpu_alloc(size_t nbytes, void **ptr) {
+/* Why a cache: a training step allocates the same large buffers every step (LM-head logits, the embedding table's
+ * gradient, activations), and glibc hands blocks above 32 MB back to the kernel on free, so without reuse every
+ * step page-faults through hundreds of MB again (a third of an LM warm-up step on the 2-core VM). Blocks of at
+ * least CACHE_MIN bytes are rounded up to a quarter-octave size class and parked on free; an allocation of the
+ * same class takes one back. VOX_CPU_CACHE_MB caps the parked bytes (default 2048; 0 turns the cache off, as
+ * memory checkers want). Sanitizer builds never cache, so a use after free is still caught. */
+#define CACHE_MIN ((size_t)1 << 20)
+#define CACHE_SLOTS 64
+
+static struct {
+  pthread_mutex_t lock;
+  void *ptr[CACHE_SLOTS];
+  size_t size[CACHE_SLOTS];
+  int n;
+  size_t bytes, limit;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t size_class(size_t nbytes) {
   size_t rounded = (nbytes + 63) & ~(size_t)63;
-  *ptr = aligned_alloc(64, rounded);
+  if (rounded < CACHE_MIN) return rounded;
+  int top = 63 - __builtin_clzll((unsigned long long)rounded);
+  size_t step = (size_t)1 << (top - 2);
+  return (rounded + step - 1) & ~(step - 1);
+}
+
+static vox_status cpu_alloc(size_t nbytes, void **ptr) {
+  size_t size = size_class(nbytes);
+  *ptr = NULL;
+  if (size >= CACHE_MIN && cache.limit > 0) {
+    pthread_mutex_lock(&cache.lock);
+    for (int i = cache.n - 1; i >= 0; i--) {
+      if (cache.size[i] != size) continue;
+      *ptr = cache.ptr[i];
+      cache.bytes -= size;
+      memmove(&cache.ptr[i], &cache.ptr[i + 1], (size_t)(cache.n - i - 1) * sizeof cache.ptr[0]);
+      memmove(&cache.size[i], &cache.size[i + 1], (size_t)(cache.n - i - 1) * sizeof cache.size[0]);
+      cache.n--;
+      break;
+    }
+    pthread_mutex_unlock(&cache.lock);
+    if (*ptr) return VOX_OK;
+  }
+  *ptr = aligned_alloc(64, size);
   return *ptr ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
 }
-static void cpu_free(void *ptr, size_t nbytes) { free(ptr); }
+
+static void cpu_free(void *ptr, size_t nbytes) {
+  size_t size = size_class(nbytes);
+  if (!ptr || size < CACHE_MIN || size > cache.limit) {
+    free(ptr);
+    return;
+  }
+  void *evicted[CACHE_SLOTS];
+  int n_evicted = 0;
+  pthread_mutex_lock(&cache.lock);
+  /* The oldest parked blocks make room: a size that stopped recurring ages out. */
+  while (cache.n > 0 && (cache.n == CACHE_SLOTS || cache.bytes + size > cache.limit)) {
+    evicted[n_evicted++] = cache.ptr[0];
+    cache.bytes -= cache.size[0];
+    memmove(&cache.ptr[0], &cache.ptr[1], (size_t)(cache.n - 1) * sizeof cache.ptr[0]);
+    memmove(&cache.size[0], &cache.size[1], (size_t)(cache.n - 1) * sizeof cache.size[0]);
+    cache.n--;
+  }
+  cache.ptr[cache.n] = ptr;
+  cache.size[cache.n] = size;
+  cache.n++;
+  cache.bytes += size;
+  pthread_mutex_unlock(&cache.lock);
+  for (int i = 0; i < n_evicted; i++) free(evicted[i]);
+}
+
 static vox_status cpu_copy(void *dst, const void *src, size_t nbytes) {
   memcpy(dst, src, nbytes);
   return VOX_OK;
 }
 static vox_status cpu_synchronize(void) { return VOX_OK; }
 
+static size_t cache_limit_from_env(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return 0;
+#else
+  const char *env = getenv("VOX_CPU_CACHE_MB");
+  char *end = NULL;
+  long long mb = env && *env ? strtoll(env, &end, 10) : 2048;
+  if (env && *env && (*end || mb < 0)) mb = 2048; /* not a number: keep the default */
+  return (size_t)mb << 20;
+#endif
+}
+
 __attribute__((constructor(101))) static void cpu_backend_init(void) {
   vox_backend *be = vox_backend_table(VOX_CPU);
+  cache.limit = cache_limit_from_env();
   be->available = true;
   be->alloc = cpu_alloc;
   be->free = cpu_free;
