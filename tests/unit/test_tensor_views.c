@@ -1,6 +1,7 @@
 /* Raw tensor views (reshape as view vs copy, permute, slice with step, expand) and copies with dtype
  * conversion, including bf16 round-to-nearest-even. These are the first users of core/tensor.c. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vox_test.h"
@@ -146,4 +147,25 @@ Test(tensor_views, copy_with_conversion_and_strides) {
   vox_tensor_release(f);
   vox_tensor_release(dst);
   vox_tensor_release(dt);
+}
+
+/* The CPU backend parks large freed blocks and hands them back to an allocation of the same size class (what
+ * spares a training step from page-faulting its big buffers in again); other classes get fresh memory, small
+ * blocks are not parked, and the live-byte counter sees none of this. */
+Test(tensor_views, cpu_reuses_large_blocks_by_size_class) {
+  if (getenv("VOX_CPU_CACHE_MB") && atoi(getenv("VOX_CPU_CACHE_MB")) == 0) cr_skip_test("VOX_CPU_CACHE_MB=0");
+  size_t live = vox_memory_live_bytes(VOX_CPU);
+  vox_tensor *a = NULL, *b = NULL, *c = NULL;
+  VT_OK(vox_tensor_full(VOX_F32, VOX_CPU, 1, (int64_t[]){1 << 20}, 3.0, &a)); /* 4 MiB */
+  void *pa = vox_tensor_data(a);
+  vox_tensor_release(a);
+  cr_assert_eq(vox_memory_live_bytes(VOX_CPU), live);
+  VT_OK(vox_tensor_zeros(VOX_F32, VOX_CPU, 1, (int64_t[]){3 << 19}, &b)); /* 6 MiB: another class */
+  cr_assert_neq(vox_tensor_data(b), pa);
+  VT_OK(vox_tensor_zeros(VOX_F32, VOX_CPU, 1, (int64_t[]){(1 << 20) - 1000}, &c)); /* the 4 MiB class */
+  cr_assert_eq(vox_tensor_data(c), pa);
+  for (int64_t i = 0; i < (1 << 20) - 1000; i++) cr_assert_eq(vox_tensor_f32(c)[i], 0.0f); /* zeros() still zeroes */
+  vox_tensor_release(b);
+  vox_tensor_release(c);
+  cr_assert_eq(vox_memory_live_bytes(VOX_CPU), live);
 }
