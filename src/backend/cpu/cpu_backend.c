@@ -10,16 +10,18 @@
 /* Why a cache: a training step allocates the same large buffers every step (LM-head logits, the embedding table's
  * gradient, activations), and glibc hands blocks above 32 MB back to the kernel on free, so without reuse every
  * step page-faults through hundreds of MB again (a third of an LM warm-up step on the 2-core VM). Blocks of at
- * least CACHE_MIN bytes are rounded up to a quarter-octave size class and parked on free; an allocation of the
- * same class takes one back. VOX_CPU_CACHE_MB caps the parked bytes (default 2048; 0 turns the cache off, as
- * memory checkers want). Sanitizer builds never cache, so a use after free is still caught. */
+ * least CACHE_MIN bytes are rounded up to a quarter-octave size class, carry their capacity in a 64-byte header,
+ * and are parked on free; an allocation takes the smallest parked block that holds it without wasting more than
+ * half (row counts change from batch to batch, so exact sizes rarely recur). VOX_CPU_CACHE_MB caps the parked
+ * bytes (default 2048; 0 turns the cache off, as memory checkers want). Sanitizer builds never cache, so a use
+ * after free is still caught. */
 #define CACHE_MIN ((size_t)1 << 20)
 #define CACHE_SLOTS 64
+#define HEADER ((size_t)64)
 
 static struct {
   pthread_mutex_t lock;
-  void *ptr[CACHE_SLOTS];
-  size_t size[CACHE_SLOTS];
+  char *block[CACHE_SLOTS]; /* header addresses, oldest first */
   int n;
   size_t bytes, limit;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -32,48 +34,64 @@ static size_t size_class(size_t nbytes) {
   return (rounded + step - 1) & ~(step - 1);
 }
 
+static size_t capacity(const char *block) { return *(const size_t *)block; }
+
+static void unpark(int i) {
+  cache.bytes -= capacity(cache.block[i]);
+  memmove(&cache.block[i], &cache.block[i + 1], (size_t)(cache.n - i - 1) * sizeof cache.block[0]);
+  cache.n--;
+}
+
 static vox_status cpu_alloc(size_t nbytes, void **ptr) {
   size_t size = size_class(nbytes);
   *ptr = NULL;
-  if (size >= CACHE_MIN && cache.limit > 0) {
-    pthread_mutex_lock(&cache.lock);
-    for (int i = cache.n - 1; i >= 0; i--) {
-      if (cache.size[i] != size) continue;
-      *ptr = cache.ptr[i];
-      cache.bytes -= size;
-      memmove(&cache.ptr[i], &cache.ptr[i + 1], (size_t)(cache.n - i - 1) * sizeof cache.ptr[0]);
-      memmove(&cache.size[i], &cache.size[i + 1], (size_t)(cache.n - i - 1) * sizeof cache.size[0]);
-      cache.n--;
-      break;
-    }
-    pthread_mutex_unlock(&cache.lock);
-    if (*ptr) return VOX_OK;
+  if (size < CACHE_MIN || cache.limit == 0) {
+    *ptr = aligned_alloc(64, size);
+    return *ptr ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
   }
-  *ptr = aligned_alloc(64, size);
-  return *ptr ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
+  char *block = NULL;
+  pthread_mutex_lock(&cache.lock);
+  int best = -1;
+  for (int i = 0; i < cache.n; i++) {
+    size_t cap = capacity(cache.block[i]);
+    if (cap >= size && cap <= 2 * size && (best < 0 || cap < capacity(cache.block[best]))) best = i;
+  }
+  if (best >= 0) {
+    block = cache.block[best];
+    unpark(best);
+  }
+  pthread_mutex_unlock(&cache.lock);
+  if (!block) {
+    block = aligned_alloc(64, HEADER + size);
+    if (!block) return vox_errorf(VOX_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
+    *(size_t *)block = size;
+  }
+  *ptr = block + HEADER;
+  return VOX_OK;
 }
 
 static void cpu_free(void *ptr, size_t nbytes) {
-  size_t size = size_class(nbytes);
-  if (!ptr || size < CACHE_MIN || size > cache.limit) {
+  if (!ptr) return;
+  if (size_class(nbytes) < CACHE_MIN || cache.limit == 0) {
     free(ptr);
     return;
   }
-  void *evicted[CACHE_SLOTS];
+  char *block = (char *)ptr - HEADER;
+  size_t cap = capacity(block);
+  if (cap > cache.limit) {
+    free(block);
+    return;
+  }
+  char *evicted[CACHE_SLOTS];
   int n_evicted = 0;
   pthread_mutex_lock(&cache.lock);
   /* The oldest parked blocks make room: a size that stopped recurring ages out. */
-  while (cache.n > 0 && (cache.n == CACHE_SLOTS || cache.bytes + size > cache.limit)) {
-    evicted[n_evicted++] = cache.ptr[0];
-    cache.bytes -= cache.size[0];
-    memmove(&cache.ptr[0], &cache.ptr[1], (size_t)(cache.n - 1) * sizeof cache.ptr[0]);
-    memmove(&cache.size[0], &cache.size[1], (size_t)(cache.n - 1) * sizeof cache.size[0]);
-    cache.n--;
+  while (cache.n > 0 && (cache.n == CACHE_SLOTS || cache.bytes + cap > cache.limit)) {
+    evicted[n_evicted++] = cache.block[0];
+    unpark(0);
   }
-  cache.ptr[cache.n] = ptr;
-  cache.size[cache.n] = size;
-  cache.n++;
-  cache.bytes += size;
+  cache.block[cache.n++] = block;
+  cache.bytes += cap;
   pthread_mutex_unlock(&cache.lock);
   for (int i = 0; i < n_evicted; i++) free(evicted[i]);
 }
