@@ -118,7 +118,8 @@ Test(task, chatml_targets_only_the_assistant_answer) {
 }
 
 /* A speech manifest read as text (speech_as_text): the transcript stands where the audio was and only the
- * assistant's copy of it (plus <|im_end|>) is trained; without the flag the asr sample is plain text. */
+ * assistant's copy of it (plus <|im_end|>) is trained; without the flag the asr sample is plain text; spelled,
+ * the transcript is one token per alphabet symbol. */
 Test(task, speech_samples_as_their_text_form) {
   char path[512];
   snprintf(path, sizeof path, "%s/asr.jsonl", dir);
@@ -147,31 +148,17 @@ Test(task, speech_samples_as_their_text_form) {
   VT_OK(vox_text_data_open(tok, 1, &p, &o, &d));
   cr_assert_eq(vox_text_data_seq(d, 0)->n_targets, vox_text_data_seq(d, 0)->len - 1, "plain text: every token");
   vox_text_data_free(d);
-}
 
-/* The spelled form (speech_as_text + spelled): one token per alphabet symbol where the audio was. */
-Test(task, speech_samples_spelled) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/asr_spelled.jsonl", dir);
-  FILE *f = fopen(path, "w");
-  fprintf(f, "{\"key\":\"a\",\"task\":\"asr\",\"audio\":\"x.wav\",\"duration\":1,\"text\":\"Alice painted the cup.\"}\n");
-  fclose(f);
-  char *p = path;
-  vox_s2t_prompts prompts = vox_s2t_prompts_default();
+  /* Spelled (speech_as_text + spelled): one token per alphabet symbol where the audio was. */
   vox_s2t_spelling sp;
   VT_OK(vox_s2t_spelling_init(tok, " abcdefghijklmnopqrstuvwxyz", 0.0, &sp));
   const vox_s2t_spelling *spelling[1] = {&sp};
-  bool as_text = true;
-  int32_t audio_id = 151669;
-  if (vox_tokenizer_token_to_id(tok, "<|audio|>", &audio_id) != VOX_OK)
-    VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", audio_id));
-  vox_text_data_opts o = {.batch_size = 1, .fraction = 1, .world_size = 1, .speech_as_text = &as_text,
-                          .prompts = &prompts, .spelling = spelling, .audio_id = audio_id};
-  vox_text_data *d = NULL;
+  as_text = true;
+  o.spelling = spelling, o.audio_id = 151669;
+  if (vox_tokenizer_token_to_id(tok, "<|audio|>", &o.audio_id) != VOX_OK)
+    VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", o.audio_id));
   VT_OK(vox_text_data_open(tok, 1, &p, &o, &d));
-  const vox_text_seq *q = vox_text_data_seq(d, 0);
-  char *txt = NULL;
-  size_t len = 0;
+  q = vox_text_data_seq(d, 0);
   VT_OK(vox_tokenizer_decode(tok, q->ids, (size_t)q->len, 0, &txt, &len));
   cr_assert(strstr(txt, "<|im_start|>user\nalice painted the cup\nTranscribe the speech.<|im_end|>"), "%s", txt);
   cr_assert(strstr(txt, "<|im_start|>assistant\nAlice painted the cup.<|im_end|>"), "%s", txt);
