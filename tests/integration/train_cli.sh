@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `vox train` end to end on recipes/lm_tiny.yaml: SIGTERM (a real signal) checkpoints at the next step boundary and
 # exits 0; kill -9 while a checkpoint is being written (held by the debug hook) leaves the previous one loadable and
-# resume finishes; checkpoints are plain HDF5 (h5dump); `vox plot` draws a PNG; a bad override names the key.
+# resume finishes; checkpoints are plain HDF5 (h5dump); `vox plot` draws a PNG; a bad override names the key; the
+# CPU block cache leaves every result bit for bit the same.
 set -euo pipefail
 : "${VOX:?VOX must name the vox binary}" "${VOX_SOURCE_DIR:?VOX_SOURCE_DIR must name the repository}"
 if ! bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" > /dev/null; then
@@ -74,4 +75,18 @@ if "$VOX" train "$recipe" run_dir="$tmp/bad" precision=bf16 > /dev/null 2> "$tmp
   echo "train_cli: bf16 on CPU accepted" >&2; exit 1
 fi
 grep -q "precision" "$tmp/err"
+# 6. The CPU backend's block cache never changes a result: 12 steps with and without it give identical losses,
+#    gradient norms and parameters (the embedding, its gradient and the LM-head rows are all cached blocks).
+for c in 0 2048; do
+  VOX_CPU_CACHE_MB=$c "$VOX" train "$recipe" run_dir="$tmp/cache$c" stages.0.steps=12 stages.0.checkpoint.every=0 \
+    stages.0.eval.every=0 stages.0.log_every=1 > /dev/null 2>&1
+done
+cmp <(grep -o '"loss":[^,]*,"lr":[^,]*,"grad_norm":[^,]*' "$tmp/cache0/metrics.jsonl") \
+    <(grep -o '"loss":[^,]*,"lr":[^,]*,"grad_norm":[^,]*' "$tmp/cache2048/metrics.jsonl") \
+  || { echo "train_cli: the block cache changed the training curve" >&2; exit 1; }
+[ "$(grep -c '"loss"' "$tmp/cache0/metrics.jsonl")" -ge 12 ] || { echo "train_cli: no step lines" >&2; exit 1; }
+if command -v h5dump > /dev/null; then
+  for c in 0 2048; do h5dump -d /params/llm.model.embed_tokens.weight "$tmp/cache$c/checkpoints/s00-step00000012.h5" | sed 1,3d > "$tmp/emb$c"; done
+  cmp "$tmp/emb0" "$tmp/emb2048" || { echo "train_cli: the block cache changed the parameters" >&2; exit 1; }
+fi
 echo "train_cli: ok (SIGTERM stop at step $stopped)"
