@@ -62,7 +62,7 @@ fi
   model.input_projector.kind=mlp > "$tmp/abl.out" 2>&1 || { cat "$tmp/abl.out"; fail "ablation overrides"; }
 # ... and the CTC compressor with the spelled LM warm-up (docs/results.md).
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl_ctc" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 \
-  +model.audio_encoder.ctc_compress=true +model.input_projector.conv_stride=1 +data.text_train.spelled=true \
+  +model.audio_encoder.ctc_compress=true +model.input_projector.conv_stride=1 "~model.duplex" +data.text_train.spelled=true \
   +data.text_train.spelling_noise=0.1 > "$tmp/abl_ctc.out" 2>&1 || { cat "$tmp/abl_ctc.out"; fail "ctc_compress + spelled"; }
 
 # 3b. A spelled text form needs speech_as_text: the error says so.
