@@ -49,9 +49,10 @@ vox_status vox_s2t_encode_as_text(const vox_tokenizer *tok, const vox_s2t_prompt
 
 /* A spelled text form: what the audio says written one alphabet symbol per token ("h", "e", "l", "l", "o", " ",
  * ...), which is how a CTC-compressed encoder (model.audio_encoder.ctc_compress) presents speech to the LLM: about
- * one position per recognised character. An LLM warmed up on spelled forms is to learn reading letters into words and
- * correcting misspellings, which a noise rate simulates (docs/results.md measures how far 500 steps get): each symbol is, with probability `noise`, replaced by
- * another symbol, dropped, or preceded by an extra one (one third each). */
+ * one position per recognised character. An LLM warmed up on spelled forms is to learn reading letters into words
+ * and correcting misspellings (docs/results.md measures how far 500 steps get). The noise simulates recognition
+ * errors: each symbol is, with probability `noise`, replaced by another symbol, dropped, or preceded by an extra
+ * one (one third each). */
 typedef struct vox_s2t_spelling {
   char alphabet[128];
   int32_t symbol_ids[128]; /* the token of alphabet[i] on its own */
