@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/config.h"
@@ -161,19 +162,37 @@ static int cmd_demo(int argc, char **argv) {
     return 1;
   }
 
+  /* The LLM keeps the rows of the tokens the corpus uses (model.llm.vocab_subset): built from the training texts. */
+  char self[PATH_MAX];
+  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (sl <= 0) {
+    fprintf(stderr, "vox demo: cannot find the vox executable (/proc/self/exe)\n");
+    free(overrides);
+    return 1;
+  }
+  self[sl] = '\0';
+  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/build_vocab_subset.sh' '%s' '%s' '%s/vocab_subset.txt' '%s/sft_train.jsonl' 2>&1",
+           src, self, tok, data, data);
+  if (run_script(cmd, true, NULL, 0) != 0) {
+    fprintf(stderr, "vox demo: building the vocabulary subset failed (data_tools/build_vocab_subset.sh)\n");
+    free(overrides);
+    return 1;
+  }
+
   /* The recipe's data and tokenizer paths point into the source tree; these make any --data/--run-dir work. */
   static const char *const sets[][2] = {{"asr_train", "asr/train.jsonl"}, {"asr_dev", "asr/dev.jsonl"},
                                         {"sft_train", "sft_train.jsonl"},   {"sft_dev", "sft_dev.jsonl"},
                                         {"text_train", "sft_train.jsonl"},  {"text_dev", "sft_dev.jsonl"}};
   enum { n_sets = sizeof sets / sizeof sets[0] };
-  char own[2 + n_sets][PATH_MAX + 64];
+  char own[3 + n_sets][PATH_MAX + 64];
   snprintf(own[0], sizeof own[0], "run_dir=%s", run_dir);
   snprintf(own[1], sizeof own[1], "tokenizer=%s", tok);
+  snprintf(own[2], sizeof own[2], "model.llm.vocab_subset=%s/vocab_subset.txt", data);
   for (int k = 0; k < n_sets; k++)
-    snprintf(own[2 + k], sizeof own[2 + k], "data.%s.manifest=%s/%s", sets[k][0], data, sets[k][1]);
+    snprintf(own[3 + k], sizeof own[3 + k], "data.%s.manifest=%s/%s", sets[k][0], data, sets[k][1]);
   char *all[64];
   int n_all = 0;
-  for (int k = 0; k < 2 + n_sets; k++) all[n_all++] = own[k];
+  for (int k = 0; k < 3 + n_sets; k++) all[n_all++] = own[k];
   for (int k = 0; k < n_over && n_all < 64; k++) all[n_all++] = overrides[k];
   free(overrides);
   char recipe[PATH_MAX];

@@ -1,20 +1,28 @@
 /* `vox tokenize --tokenizer FILE [--decode]`: stdin lines of UTF-8 text to lines of space-separated ids
- * (special tokens in the text recognised), or with --decode lines of ids back to text. */
+ * (special tokens in the text recognised), or with --decode lines of ids back to text; --subset-out builds the
+ * vocabulary subset file of the texts on stdin. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "text/tokenizer.h"
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: vox tokenize --tokenizer FILE [--decode] [--skip-special]\n"
+          "usage: vox tokenize --tokenizer FILE [--add-special TEXT=ID]... [--subset FILE | --subset-out FILE]\n"
+          "                    [--decode] [--skip-special]\n"
           "  Reads lines from stdin. Encoding: each UTF-8 line (without its newline) becomes one line of\n"
           "  space-separated token ids; special tokens written in the text (<|im_start|> ...) are recognised.\n"
           "  --decode: each line of ids becomes the decoded text (exact bytes) and a newline.\n"
-          "  --skip-special: with --decode, drop special tokens.\n");
+          "  --skip-special: with --decode, drop special tokens.\n"
+          "  --add-special TEXT=ID: add a special token first (a model's audio placeholder: <|audio|>=151669).\n"
+          "  --subset FILE: ids are indices into the vocabulary subset FILE (as a model with\n"
+          "    model.llm.vocab_subset sees them).\n"
+          "  --subset-out FILE: print nothing; write the vocabulary subset of every token the stdin lines encode to\n"
+          "    (plus the byte tokens, the added tokens and what BPE needs to reach them; docs/file-formats.md).\n");
 }
 
 static int decode_line(const vox_tokenizer *tok, char *line, size_t lineno, unsigned flags, vox_token_ids *ids) {
@@ -64,12 +72,77 @@ static int encode_line(const vox_tokenizer *tok, const char *line, size_t len, s
   return 0;
 }
 
+/* Collects the tokens of every stdin line, closes them into a subset and writes it (temporary file, then rename). */
+static int build_subset(const vox_tokenizer *tok, const char *tok_path, const char *out_path) {
+  int32_t V = vox_tokenizer_vocab_size(tok);
+  uint8_t *keep = calloc((size_t)V, 1);
+  char *line = NULL, tmp[4096];
+  size_t cap = 0, lineno = 0;
+  ssize_t got;
+  vox_token_ids ids = {0};
+  int rc = keep ? 0 : 1;
+  while (rc == 0 && (got = getline(&line, &cap, stdin)) >= 0) {
+    lineno++;
+    size_t len = (size_t)got;
+    if (len && line[len - 1] == '\n') line[--len] = '\0';
+    ids.len = 0;
+    if (vox_tokenizer_encode(tok, line, len, VOX_TOKENIZE_SPECIAL, &ids) != VOX_OK) {
+      fprintf(stderr, "vox tokenize: line %zu: %s\n", lineno, vox_last_error());
+      rc = 1;
+    }
+    for (size_t i = 0; rc == 0 && i < ids.len; i++) keep[ids.ids[i]] = 1;
+  }
+  if (rc == 0 && vox_tokenizer_subset_close(tok, keep) != VOX_OK) rc = vox_cli_fail("tokenize");
+  FILE *f = NULL;
+  if (rc == 0) {
+    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+    if (!(f = fopen(tmp, "w"))) rc = 1, fprintf(stderr, "vox tokenize: %s: cannot write: %s\n", tmp, strerror(errno));
+  }
+  if (f) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < V; i++) n += keep[i];
+    fprintf(f, "# vocabulary subset: %d of the %d token ids of %s, from %zu lines of text (vox tokenize --subset-out)\n",
+            n, V, tok_path, lineno);
+    for (int32_t i = 0; i < V; i++)
+      if (keep[i]) fprintf(f, "%d\n", i);
+    if (fclose(f) != 0 || rename(tmp, out_path) != 0) {
+      fprintf(stderr, "vox tokenize: %s: write failed: %s\n", out_path, strerror(errno));
+      unlink(tmp);
+      rc = 1;
+    } else {
+      fprintf(stderr, "vox tokenize: %s: %d token ids\n", out_path, n);
+    }
+  }
+  free(line);
+  free(keep);
+  vox_token_ids_free(&ids);
+  return rc;
+}
+
+static int add_special(vox_tokenizer *tok, const char *arg) {
+  const char *eq = strrchr(arg, '=');
+  char *end;
+  long id = eq ? strtol(eq + 1, &end, 10) : -1;
+  if (!eq || eq == arg || *end || id < 0 || id > INT32_MAX) {
+    fprintf(stderr, "vox tokenize: --add-special: expected TEXT=ID, found '%s'\n", arg);
+    return 2;
+  }
+  char *text = strndup(arg, (size_t)(eq - arg));
+  vox_status st = text ? vox_tokenizer_add_special_token(tok, text, (int32_t)id) : VOX_ERR_NOMEM;
+  free(text);
+  return st == VOX_OK ? 0 : vox_cli_fail("tokenize");
+}
+
 static int cmd_tokenize(int argc, char **argv) {
-  const char *path = NULL;
-  int decode = 0;
+  const char *path = NULL, *subset = NULL, *subset_out = NULL;
+  const char *specials[16];
+  int decode = 0, n_specials = 0;
   unsigned dflags = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) path = argv[++i];
+    else if (!strcmp(argv[i], "--subset") && i + 1 < argc) subset = argv[++i];
+    else if (!strcmp(argv[i], "--subset-out") && i + 1 < argc) subset_out = argv[++i];
+    else if (!strcmp(argv[i], "--add-special") && i + 1 < argc && n_specials < 16) specials[n_specials++] = argv[++i];
     else if (!strcmp(argv[i], "--decode")) decode = 1;
     else if (!strcmp(argv[i], "--skip-special")) dflags |= VOX_DETOKENIZE_SKIP_SPECIAL;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), 0;
@@ -84,8 +157,26 @@ static int cmd_tokenize(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (subset && subset_out) {
+    fprintf(stderr, "vox tokenize: --subset and --subset-out exclude each other\n");
+    return 2;
+  }
   vox_tokenizer *tok;
   if (vox_tokenizer_new_from_file(path, &tok) != VOX_OK) return vox_cli_fail("tokenize");
+  for (int i = 0; i < n_specials; i++)
+    if (add_special(tok, specials[i]) != 0) return vox_tokenizer_free(tok), 1;
+  if (subset_out) {
+    int brc = build_subset(tok, path, subset_out);
+    vox_tokenizer_free(tok);
+    return brc;
+  }
+  if (subset) {
+    int32_t *keep_ids = NULL, n_keep = 0;
+    vox_status st = vox_vocab_subset_read(subset, &keep_ids, &n_keep);
+    if (st == VOX_OK) st = vox_tokenizer_restrict(tok, keep_ids, n_keep, subset);
+    free(keep_ids);
+    if (st != VOX_OK) return vox_tokenizer_free(tok), vox_cli_fail("tokenize");
+  }
   char *line = NULL;
   size_t cap = 0, lineno = 0;
   ssize_t got;

@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/autograd.h"
 #include "core/log.h"
+#include "core/ops.h"
 #include "io/safetensors.h"
 
 #define HF_SINGLE "model.safetensors"
@@ -210,7 +212,25 @@ typedef struct hf_copy {
   const vox_safetensors *file;
   const char *name; /* borrowed from the file */
   int param;
+  bool select_rows; /* opts->rows of the file tensor's first dimension */
 } hf_copy;
+
+/* Reads the whole file tensor, then copies the selected rows into the parameter. */
+static vox_status read_rows_into(const vox_safetensors *file, const char *name, const vox_st_info *in,
+                                 const vox_hf_load_opts *opts, vox_tensor *dst) {
+  vox_tensor *whole = NULL, *ids = NULL, *picked = NULL;
+  vox_status st = vox_tensor_empty(dst->dtype, dst->device, in->ndim, in->shape, &whole);
+  if (st == VOX_OK) st = vox_safetensors_read_into(file, name, whole);
+  if (st == VOX_OK) st = vox_tensor_from_host(VOX_I32, dst->device, 1, (int64_t[]){opts->n_rows}, opts->rows, &ids);
+  vox_no_grad_begin();
+  if (st == VOX_OK) st = vox_op_embedding(whole, ids, &picked);
+  vox_no_grad_end();
+  if (st == VOX_OK) st = vox_tensor_copy_(dst, picked);
+  vox_tensor_release(whole);
+  vox_tensor_release(ids);
+  vox_tensor_release(picked);
+  return st;
+}
 
 typedef struct hf_problems {
   msgbuf missing, unexpected, misshaped, unreadable, duplicate;
@@ -281,8 +301,18 @@ vox_status vox_hf_load_params(vox_params *reg, const char *prefix, const char *p
         continue;
       }
       const vox_tensor *dst = reg->items[p].tensor;
+      bool rows = opts->rows && any_glob(opts->row_globs, rel);
       bool same = dst->ndim == in.ndim;
-      for (int d = 0; same && d < in.ndim; d++) same = dst->shape[d] == in.shape[d];
+      for (int d = 0; same && d < in.ndim; d++) same = dst->shape[d] == (rows && d == 0 ? opts->n_rows : in.shape[d]);
+      int32_t missing_row = -1;
+      for (int32_t k = 0; same && rows && k < opts->n_rows && missing_row < 0; k++)
+        if (opts->rows[k] < 0 || opts->rows[k] >= in.shape[0]) missing_row = opts->rows[k];
+      if (missing_row >= 0 && loaded_by[p] == -1) {
+        note(&pr->misshaped, &pr->n_misshaped, "%s: file %s has no row %d (an id of the vocabulary subset)", fname,
+             fdesc, missing_row);
+        loaded_by[p] = -2;
+        continue;
+      }
       if (loaded_by[p] != -1) {
         note(&pr->duplicate, &pr->n_duplicate, "%s: from '%s' and from '%s'", full,
              loaded_by[p] >= 0 ? plan[loaded_by[p]].name : "another tensor", fname);
@@ -301,7 +331,7 @@ vox_status vox_hf_load_params(vox_params *reg, const char *prefix, const char *p
         loaded_by[p] = -2;
         continue;
       }
-      plan[n_plan] = (hf_copy){.file = file, .name = fname, .param = p};
+      plan[n_plan] = (hf_copy){.file = file, .name = fname, .param = p, .select_rows = rows};
       loaded_by[p] = n_plan++;
     }
   }
@@ -327,8 +357,16 @@ vox_status vox_hf_load_params(vox_params *reg, const char *prefix, const char *p
     goto done;
   }
   /* Copy. Everything that can be checked was; what fails now is memory or a device. */
-  for (int i = 0; i < n_plan && st == VOX_OK; i++)
-    st = vox_safetensors_read_into(plan[i].file, plan[i].name, reg->items[plan[i].param].tensor);
+  for (int i = 0; i < n_plan && st == VOX_OK; i++) {
+    vox_tensor *dst = reg->items[plan[i].param].tensor;
+    if (plan[i].select_rows) {
+      vox_st_info in;
+      vox_safetensors_info(plan[i].file, plan[i].name, &in);
+      st = read_rows_into(plan[i].file, plan[i].name, &in, opts, dst);
+    } else {
+      st = vox_safetensors_read_into(plan[i].file, plan[i].name, dst);
+    }
+  }
   if (st != VOX_OK) vox_error_context(st, "loading %s (partially loaded): ", src.where);
   else vox_log_debug("%s: loaded %d tensors into '%s*'", src.where, n_plan, prefix);
 done:

@@ -20,6 +20,11 @@ typedef struct vox_hf_load_opts {
   const char *const *ignore_unexpected; /* NULL-terminated globs of file tensor names to skip silently */
   vox_hf_rename_fn rename;
   void *rename_ctx;                     /* file name -> name below prefix; NULL = identity */
+  /* Row selection (a vocabulary subset): file tensors matching row_globs load only rows[0..n_rows) of their first
+   * dimension, in that order, into a parameter of n_rows rows; a row past the file's is an error naming both. */
+  const char *const *row_globs;
+  const int32_t *rows;
+  int32_t n_rows;
 } vox_hf_load_opts;
 
 /* path: a directory holding model.safetensors or model.safetensors.index.json (sharded; preferred when both are

@@ -3,7 +3,10 @@
 #include "models/model_config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "text/tokenizer.h"
 
 const char *const vox_model_parts[6] = {"audio_encoder", "input_projector", "llm", "output_projector", "voice_lm",
                                         "duplex"};
@@ -138,11 +141,47 @@ static vox_status parse_qwen(const vox_config *n, bool need_vocab, vox_qwen2_con
   return VOX_OK;
 }
 
-static vox_status parse_llm(const vox_config *n, vox_qwen2_config *c, char *pretrained) {
-  static const char *const keys[] = {QWEN_KEYS, NULL};
+static vox_status parse_llm(const vox_config *n, vox_qwen2_config *c, char *pretrained, char *vocab_subset) {
+  static const char *const keys[] = {QWEN_KEYS, "vocab_subset", NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
   VOX_TRY(get_pretrained(n, pretrained));
+  const char *subset;
+  VOX_TRY(vox_config_string(n, "vocab_subset", "", &subset));
+  if (*subset) {
+    /* Relative to the file that names it, as recipes' other paths are. */
+    const vox_config *k = vox_config_get(n, "vocab_subset");
+    const char *slash = k->file && subset[0] != '/' ? strrchr(k->file, '/') : NULL;
+    int dir = slash ? (int)(slash - k->file) + 1 : 0;
+    if (dir + strlen(subset) >= VOX_MC_PATH_MAX) return bad(n, "vocab_subset", "path too long");
+    snprintf(vocab_subset, VOX_MC_PATH_MAX, "%.*s%s", dir, dir ? k->file : "", subset);
+  }
   return parse_qwen(n, true, c);
+}
+
+/* Maps the LLM onto its vocabulary subset: vocab_size becomes the kept count, the audio placeholder its index. */
+static vox_status apply_vocab_subset(const vox_config *node, vox_model_config *m) {
+  const vox_config *k = vox_config_get(vox_config_get(node, "llm"), "vocab_subset");
+  char b1[256];
+  int32_t *ids, n;
+  vox_status st = vox_vocab_subset_read(m->vocab_subset, &ids, &n);
+  if (st != VOX_OK) return vox_error_context(st, "%s: model.llm.vocab_subset: ", vox_config_where(k, b1, sizeof b1));
+  if (ids[n - 1] >= m->llm.vocab_size) {
+    st = vox_errorf(VOX_ERR_INVALID, "%s: model.llm.vocab_subset: %s holds id %d, past llm.vocab_size %d",
+                    vox_config_where(k, b1, sizeof b1), m->vocab_subset, ids[n - 1], m->llm.vocab_size);
+  }
+  int32_t audio = -1;
+  for (int32_t i = 0; st == VOX_OK && i < n; i++)
+    if (ids[i] == m->audio_token_id) audio = i;
+  if (st == VOX_OK && m->has_encoder && audio < 0)
+    st = vox_errorf(VOX_ERR_INVALID, "%s: model.llm.vocab_subset: %s lacks the audio placeholder's id %d (%s; "
+                    "`vox tokenize --add-special '%s=%d' --subset-out` keeps it)", vox_config_where(k, b1, sizeof b1),
+                    m->vocab_subset, m->audio_token_id, m->audio_token_text, m->audio_token_text, m->audio_token_id);
+  free(ids);
+  if (st != VOX_OK) return st;
+  m->vocab_source_size = m->llm.vocab_size;
+  m->llm.vocab_size = n;
+  if (audio >= 0) m->audio_token_id = audio;
+  return VOX_OK;
 }
 
 static vox_status parse_voice_lm(const vox_config *n, vox_mc_voice_lm *v, char *pretrained) {
@@ -253,7 +292,7 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
   if ((n = part(node, "llm", &st)), st != VOX_OK) return st;
   if (n) {
     out->has_llm = true;
-    VOX_TRY(parse_llm(n, &out->llm, out->pretrained[2]));
+    VOX_TRY(parse_llm(n, &out->llm, out->pretrained[2], out->vocab_subset));
   }
   if ((n = part(node, "input_projector", &st)), st != VOX_OK) return st;
   if (n) {
@@ -293,7 +332,11 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
   }
   if ((n = part(node, "audio_token", &st)), st != VOX_OK) return st;
   if (n) VOX_TRY(parse_audio_token(n, out));
-  if (out->has_llm && out->audio_token_id >= out->llm.vocab_size) {
+  out->audio_token_source_id = out->audio_token_id;
+  if (out->has_llm) out->vocab_source_size = out->llm.vocab_size;
+  if (out->vocab_subset[0]) VOX_TRY(apply_vocab_subset(node, out));
+  /* Without an encoder a subset need not keep the placeholder, which then goes unused. */
+  if (out->has_llm && (out->has_encoder || !out->vocab_subset[0]) && out->audio_token_id >= out->llm.vocab_size) {
     const vox_config *w = vox_config_get(node, "audio_token");
     return vox_errorf(VOX_ERR_INVALID, "%s: model.audio_token.id %d must be < llm.vocab_size %d",
                       vox_config_where(w ? w : node, b1, sizeof b1), out->audio_token_id, out->llm.vocab_size);

@@ -59,6 +59,13 @@ typedef struct vox_model_config {
    * tokenizer: 151643 + 26 added tokens). text "<|audio|>" by default. */
   char audio_token_text[64];
   int32_t audio_token_id;
+  /* llm.vocab_subset: the file of the token ids the LLM keeps (resolved against the file that names it; empty:
+   * every id). With it llm.vocab_size is the number of kept ids and ids in the model are indices among them
+   * (text/tokenizer.h, vox_tokenizer_restrict); vocab_source_size is the tokenizer-space vocab_size the file
+   * indexes (the key's value), audio_token_source_id the placeholder's tokenizer id (= audio_token_id without a
+   * subset). */
+  char vocab_subset[VOX_MC_PATH_MAX];
+  int32_t vocab_source_size, audio_token_source_id;
   /* Per part `pretrained: "hf:DIR" | "ckpt:PATH"` (empty when absent): what vox_speech_llm_load_pretrained loads. */
   char pretrained[6][VOX_MC_PATH_MAX];
 } vox_model_config;

@@ -8,6 +8,7 @@
 #include "io/checkpoint.h"
 #include "io/hf_weights.h"
 #include "models/speech_llm_internal.h"
+#include "text/tokenizer.h"
 
 static int part_index(const char *part) {
   for (int i = 0; i < 6; i++)
@@ -44,10 +45,17 @@ static vox_status load_hf(vox_speech_llm *m, int part, const char *prefix, const
   static const char *const llm_missing[] = {"*.lora_A.weight", "*.lora_B.weight", NULL};
   static const char *const tied_unexpected[] = {"lm_head.weight", NULL};
   vox_hf_load_opts o = {.strict = true, .ignore_missing = lora_globs};
+  static const char *const vocab_rows[] = {"model.embed_tokens.weight", "lm_head.weight", NULL};
+  int32_t *rows = NULL;
   if (part == 2 || part == 4) {
     o.ignore_missing = llm_missing;
     const vox_qwen2_config *q = part == 2 ? &m->cfg.llm : &m->cfg.voice_lm.lm;
     if (q->tie_word_embeddings) o.ignore_unexpected = tied_unexpected; /* some tied checkpoints still write it */
+  }
+  if (part == 2 && m->cfg.vocab_subset[0]) { /* the kept tokens' rows of the full embedding and LM head */
+    VOX_TRY(vox_vocab_subset_read(m->cfg.vocab_subset, &rows, &o.n_rows));
+    o.rows = rows;
+    o.row_globs = vocab_rows;
   }
   /* A CTC head is ours (its alphabet is the recipe's): HF/FunASR files never hold it, it stays as initialised. */
   static const char *const encoder_missing[] = {"*.lora_A.weight", "*.lora_B.weight", "ctc.ctc_lo.*", NULL};
@@ -55,7 +63,9 @@ static vox_status load_hf(vox_speech_llm *m, int part, const char *prefix, const
     o.rename = m->cfg.encoder.kind == VOX_ENCODER_WHISPER ? whisper_rename : sanm_rename;
     o.ignore_missing = encoder_missing;
   }
-  return vox_hf_load_params(m->params, prefix, dir, &o);
+  vox_status st = vox_hf_load_params(m->params, prefix, dir, &o);
+  free(rows);
+  return st;
 }
 
 static vox_status load_ckpt(vox_speech_llm *m, const char *prefix, const char *path) {

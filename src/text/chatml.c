@@ -110,7 +110,7 @@ static vox_status encode_turns(const vox_tokenizer *tok, const vox_chat_message 
     size_t off = 0;
     for (size_t k = first; k < e->ids.len; k++) {
       e->mask[k] = assistant && off >= header;
-      off += tok->tok_len[e->ids.ids[k]];
+      off += tok->tok_len[tok_full_id(tok, e->ids.ids[k])];
     }
     VOX_CHECK_GOTO(st, push_masked(e, &mask_cap, im_end, assistant && !opts->mask_excludes_end), done);
     first = e->ids.len;

@@ -61,7 +61,7 @@ static inline void try_pair(const vox_tokenizer *t, const sym *s, int32_t pos, c
   int32_t nx = s[pos].next;
   if (nx < 0) return;
   cand c = {.pos = pos, .left = s[pos].id, .right = s[nx].id};
-  if (tok_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged)) heap_push(h, nh, c);
+  if (tok_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged) && tok_kept(t, c.merged)) heap_push(h, nh, c);
 }
 
 static vox_status bpe_merge(const vox_tokenizer *t, tok_scratch *sc, const char *p, size_t n, vox_token_ids *out) {
@@ -106,7 +106,7 @@ vox_status tok_bpe_piece(const vox_tokenizer *t, tok_scratch *sc, const char *p,
   if (n == 1) return tok_ids_push(out, t->byte_id[(unsigned char)p[0]]);
   if (t->ignore_merges) {
     int32_t id = tok_strmap_get(&t->vocab, t, p, n);
-    if (id >= 0) return tok_ids_push(out, id);
+    if (id >= 0 && tok_kept(t, id)) return tok_ids_push(out, id);
   }
   vox_tokenizer *mt = (vox_tokenizer *)t; /* the cache is the one mutable part, behind its lock */
   uint64_t hash = 0;

@@ -148,8 +148,23 @@ vox_status vox_tokenizer_encode(const vox_tokenizer *t, const char *text, size_t
   tok_scratch s = {0};
   vox_status st = encode_all(t, &s, text, len, flags, out);
   tok_scratch_free(&s);
+  /* Under a subset BPE only reaches kept tokens; an added token written in the text may still be dropped. */
+  for (size_t i = before; st == VOX_OK && t->sub_of && i < out->len; i++) {
+    int32_t full = out->ids[i];
+    if (t->sub_of[full] < 0) {
+      st = vox_errorf(VOX_ERR_NOT_FOUND, "tokenizer encode: token \"%.*s\" (id %d) is not in the vocabulary subset %s",
+                      (int)t->tok_len[full], t->arena + t->tok_off[full], full, t->sub_origin);
+    } else {
+      out->ids[i] = t->sub_of[full];
+    }
+  }
   if (st != VOX_OK) out->len = before;
   return st;
+}
+
+int32_t tok_full_id(const vox_tokenizer *t, int32_t id) {
+  if (t->sub_of) return id >= 0 && id < t->n_sub ? t->full_of[id] : -1;
+  return id >= 0 && id < t->n_ids && t->tok_flags[id] ? id : -1;
 }
 
 vox_status vox_tokenizer_decode(const vox_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **out,
@@ -158,9 +173,10 @@ vox_status vox_tokenizer_decode(const vox_tokenizer *t, const int32_t *ids, size
   if (out_len) *out_len = 0;
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
-    int32_t id = ids[i];
-    if (id < 0 || id >= t->n_ids || !t->tok_flags[id])
-      return vox_errorf(VOX_ERR_INDEX, "tokenizer decode: ids[%zu] = %d names no token (vocab size %d)", i, id, t->n_ids);
+    int32_t id = tok_full_id(t, ids[i]);
+    if (id < 0)
+      return vox_errorf(VOX_ERR_INDEX, "tokenizer decode: ids[%zu] = %d names no token (vocab size %d)", i, ids[i],
+                        vox_tokenizer_vocab_size(t));
     if ((flags & VOX_DETOKENIZE_SKIP_SPECIAL) && (t->tok_flags[id] & TOK_F_SPECIAL)) continue;
     total += t->tok_len[id];
   }
@@ -168,7 +184,7 @@ vox_status vox_tokenizer_decode(const vox_tokenizer *t, const int32_t *ids, size
   if (!buf) return vox_errorf(VOX_ERR_NOMEM, "tokenizer decode: %zu bytes", total + 1);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    int32_t id = ids[i];
+    int32_t id = tok_full_id(t, ids[i]);
     if ((flags & VOX_DETOKENIZE_SKIP_SPECIAL) && (t->tok_flags[id] & TOK_F_SPECIAL)) continue;
     memcpy(buf + o, t->arena + t->tok_off[id], t->tok_len[id]);
     o += t->tok_len[id];
@@ -179,13 +195,18 @@ vox_status vox_tokenizer_decode(const vox_tokenizer *t, const int32_t *ids, size
   return VOX_OK;
 }
 
+static vox_status public_id(const vox_tokenizer *t, const char *token, int32_t full, int32_t *id) {
+  if (!tok_kept(t, full))
+    return vox_errorf(VOX_ERR_NOT_FOUND, "%s: token \"%s\" (id %d) is not in the vocabulary subset %s", t->path, token,
+                      full, t->sub_origin);
+  *id = t->sub_of ? t->sub_of[full] : full;
+  return VOX_OK;
+}
+
 vox_status vox_tokenizer_token_to_id(const vox_tokenizer *t, const char *token, int32_t *id) {
   size_t n = strlen(token);
   for (size_t k = 0; k < t->n_added; k++)
-    if (t->added[k].len == n && !memcmp(t->added[k].content, token, n)) {
-      *id = t->added[k].id;
-      return VOX_OK;
-    }
+    if (t->added[k].len == n && !memcmp(t->added[k].content, token, n)) return public_id(t, token, t->added[k].id, id);
   char *buf = malloc(n + 1);
   size_t bn;
   if (!buf) return vox_errorf(VOX_ERR_NOMEM, "tokenizer token_to_id");
@@ -193,20 +214,21 @@ vox_status vox_tokenizer_token_to_id(const vox_tokenizer *t, const char *token, 
   int32_t found = ok ? tok_strmap_get(&t->vocab, t, buf, bn) : -1;
   free(buf);
   if (found < 0) return vox_errorf(VOX_ERR_NOT_FOUND, "%s: no token \"%s\" in the vocabulary or added tokens", t->path, token);
-  *id = found;
-  return VOX_OK;
+  return public_id(t, token, found, id);
 }
 
 const char *vox_tokenizer_id_bytes(const vox_tokenizer *t, int32_t id, size_t *len) {
-  if (id < 0 || id >= t->n_ids || !t->tok_flags[id]) return NULL;
+  id = tok_full_id(t, id);
+  if (id < 0) return NULL;
   *len = t->tok_len[id];
   return t->arena + t->tok_off[id];
 }
 
-int32_t vox_tokenizer_vocab_size(const vox_tokenizer *t) { return t->n_ids; }
+int32_t vox_tokenizer_vocab_size(const vox_tokenizer *t) { return t->sub_of ? t->n_sub : t->n_ids; }
 
 bool vox_tokenizer_is_special(const vox_tokenizer *t, int32_t id) {
-  return id >= 0 && id < t->n_ids && (t->tok_flags[id] & TOK_F_SPECIAL);
+  id = tok_full_id(t, id);
+  return id >= 0 && (t->tok_flags[id] & TOK_F_SPECIAL);
 }
 
 void vox_token_ids_free(vox_token_ids *ids) {

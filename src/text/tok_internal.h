@@ -67,9 +67,21 @@ struct vox_tokenizer {
 
   pthread_mutex_t cache_lock;
   tok_cache_slot *cache;
+
+  /* A vocabulary subset (vox_tokenizer_restrict): ids outside the tokenizer are subset indices. NULL sub_of: the
+   * whole vocabulary. Merges whose result is dropped are never applied, so any text still encodes. */
+  int32_t *sub_of;  /* full id -> subset index, -1 dropped; n_ids entries */
+  int32_t *full_of; /* subset index -> full id; n_sub entries */
+  int32_t n_sub;
+  char *sub_origin; /* where the subset came from, for messages */
 };
 
 enum { TOK_F_PRESENT = 1, TOK_F_SPECIAL = 2, TOK_F_ADDED = 4 };
+
+/* True when the full-vocabulary id may appear in an encoding (always without a subset). */
+static inline bool tok_kept(const vox_tokenizer *t, int32_t full_id) { return !t->sub_of || t->sub_of[full_id] >= 0; }
+/* The full-vocabulary id of a public id (a subset index under a subset), -1 when it names nothing. */
+int32_t tok_full_id(const vox_tokenizer *t, int32_t public_id);
 
 uint64_t tok_hash_bytes(const void *p, size_t n);
 vox_status tok_strmap_init(tok_strmap *m, size_t n_keys);

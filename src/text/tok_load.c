@@ -310,6 +310,9 @@ vox_status vox_tokenizer_add_special_token(vox_tokenizer *t, const char *content
   if (len == 0 || tok_utf8_check(content, len) != len)
     return vox_errorf(VOX_ERR_INVALID, "%s: added special token: expected non-empty UTF-8 content", t->path);
   if (id < 0) return vox_errorf(VOX_ERR_INVALID, "%s: special token \"%s\": negative id %d", t->path, content, id);
+  if (t->sub_of)
+    return vox_errorf(VOX_ERR_STATE, "%s: special token \"%s\": add it before restricting to the subset %s", t->path,
+                      content, t->sub_origin);
   int32_t existing;
   if (vox_tokenizer_token_to_id(t, content, &existing) == VOX_OK) {
     if (existing == id) return VOX_OK;
@@ -408,6 +411,9 @@ void vox_tokenizer_free(vox_tokenizer *t) {
   free(t->tok_off);
   free(t->tok_len);
   free(t->tok_flags);
+  free(t->sub_of);
+  free(t->full_of);
+  free(t->sub_origin);
   free(t->path);
   free(t);
 }

@@ -69,6 +69,22 @@ int32_t vox_tokenizer_vocab_size(const vox_tokenizer *tok);
 vox_status vox_tokenizer_add_special_token(vox_tokenizer *tok, const char *content, int32_t id);
 bool vox_tokenizer_is_special(const vox_tokenizer *tok, int32_t id);
 
+/* ---- Vocabulary subsets -------------------------------------------------------------------------- */
+/* A model may keep only the rows of the tokens its data uses (model.llm.vocab_subset; docs/file-formats.md):
+ * a small model on a narrow corpus then spends nothing on the other 150k rows of the embedding and LM head. After
+ * vox_tokenizer_restrict every id this API takes or returns is an index into the kept ids (ascending full ids),
+ * vocab_size is their count, and BPE applies only merges whose result is kept, so every text still encodes
+ * (unlisted words as smaller pieces, down to the 256 byte tokens a subset must keep); texts made of tokens the
+ * subset was built from (vox_tokenizer_subset_close) encode exactly as with the whole vocabulary. An added token
+ * written in the text but not kept is an error naming it. Add special tokens before restricting. */
+vox_status vox_tokenizer_restrict(vox_tokenizer *tok, const int32_t *ids, int32_t n, const char *origin);
+/* Completes keep[0..vocab_size) (1 = kept) into a subset: every byte token, every added token and both halves of
+ * every merge building a kept token. Needs the whole vocabulary. */
+vox_status vox_tokenizer_subset_close(const vox_tokenizer *tok, uint8_t *keep);
+/* Reads a subset file: one full-vocabulary id per line, ascending, '#' comments. *ids is malloc'ed. Errors name
+ * file:line. */
+vox_status vox_vocab_subset_read(const char *path, int32_t **ids, int32_t *n);
+
 /* ---- ChatML -------------------------------------------------------------------------------------- */
 /* One turn: "<|im_start|>" role "\n" content "<|im_end|>" "\n". No system prompt is inserted. */
 typedef struct vox_chat_message {

@@ -48,6 +48,9 @@ vox_status vox_train_ckpt_save(const char *path, const vox_train_ckpt_info *info
     snprintf(name, sizeof name, "%s/%s", pname, slot);
     VOX_CHECK_GOTO(st, vox_ckpt_write_tensor(w, "optim", name, t), fail);
   }
+  if (info->n_vocab_subset > 0)
+    VOX_CHECK_GOTO(st, vox_ckpt_write_blob(w, "vocab_subset", info->vocab_subset,
+                                           (size_t)info->n_vocab_subset * sizeof(int32_t)), fail);
   uint64_t rng[2] = {s->rng.seed, s->rng.offset};
   VOX_CHECK_GOTO(st, vox_ckpt_write_blob(w, "rng", rng, sizeof rng), fail);
   int64_t pos[1 + VOX_TASK_POS_MAX] = {s->pos.n};
@@ -68,6 +71,25 @@ fail:
 
 static bool has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
+/* The rows of a stored LLM embedding stand for the token ids of the checkpoint's vocabulary subset (or the whole
+ * vocabulary): loading them into a model with another subset would silently swap tokens. */
+static vox_status check_vocab(vox_ckpt_reader *r, const char *path, const vox_train_sources *src) {
+  int32_t n_model = src ? src->n_vocab_subset : 0;
+  bool stored = vox_ckpt_has(r, "state", "vocab_subset");
+  void *data = NULL;
+  size_t nbytes = 0;
+  if (stored) VOX_TRY(vox_ckpt_read_blob(r, "vocab_subset", &data, &nbytes));
+  int32_t n_ckpt = (int32_t)(nbytes / sizeof(int32_t));
+  bool same = n_ckpt == n_model && (n_model == 0 || !memcmp(data, src->vocab_subset, nbytes));
+  free(data);
+  if (same) return VOX_OK;
+  char a[64], b[64];
+  snprintf(a, sizeof a, n_ckpt ? "a subset of %d token ids" : "the whole vocabulary", n_ckpt);
+  snprintf(b, sizeof b, n_model ? "a subset of %d token ids" : "the whole vocabulary", n_model);
+  return vox_errorf(VOX_ERR_INVALID, "%s: its LLM embedding is over %s, this model's over %s (model.llm.vocab_subset "
+                    "must name the same ids the checkpoint was trained with)", path, a, b);
+}
+
 /* Applies the sources recorded in an open checkpoint, restricted to `prefix`. */
 static vox_status apply_sources(const char *path, const char *sources, vox_params *params, const char *prefix,
                                 const vox_train_sources *src, int depth);
@@ -86,6 +108,8 @@ static vox_status load_params(const char *path, vox_params *params, const char *
   VOX_CHECK_GOTO(st, vox_ckpt_list(r, "params", &names, &n), done);
   for (int i = 0; i < n; i++) {
     if (!has_prefix(names[i], prefix)) continue;
+    if (!strcmp(names[i], "llm.model.embed_tokens.weight") || !strcmp(names[i], "llm.lm_head.weight"))
+      VOX_CHECK_GOTO(st, check_vocab(r, path, src), done);
     vox_tensor *t = vox_params_get(params, names[i]);
     if (!t) {
       st = vox_errorf(VOX_ERR_NOT_FOUND,

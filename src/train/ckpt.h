@@ -30,6 +30,8 @@ typedef struct vox_train_ckpt_info {
   const char *sources;     /* "part\tsource\n" lines applied after random init, in order (hf:DIR, ckpt:PATH) */
   bool save_all;           /* every parameter, or only those that require grad */
   int64_t hang_before_commit; /* test hook: when == state.step, pause() before the commit (never returns) */
+  const int32_t *vocab_subset; /* the LLM's kept token ids (model.llm.vocab_subset), stored as /state/vocab_subset */
+  int32_t n_vocab_subset;      /* 0: the whole vocabulary (nothing stored) */
 } vox_train_ckpt_info;
 
 /* Writes path atomically. */
@@ -46,6 +48,10 @@ typedef struct vox_train_sources {
   vox_train_hf_loader load_hf;
   vox_train_part_prefix part_prefix; /* "llm" -> "llm."; NULL return: unknown part */
   void *ctx;
+  /* The model's LLM vocabulary subset (n 0: whole vocabulary): a checkpoint whose embedding rows stand for other
+   * tokens is refused even when the shapes agree. */
+  const int32_t *vocab_subset;
+  int32_t n_vocab_subset;
 } vox_train_sources;
 vox_status vox_train_ckpt_load_params(const char *path, vox_params *params, const char *prefix,
                                       const vox_train_sources *src);

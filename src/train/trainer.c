@@ -53,6 +53,8 @@ typedef struct run {
   char run_dir[PATH_MAX];
   char *config_yaml;
   vox_tokenizer *tokenizer;
+  int32_t *vocab_subset; /* the LLM's kept token ids (model.llm.vocab_subset); NULL: the whole vocabulary */
+  int32_t n_vocab_subset;
   vox_train_log *log; /* rank 0 only */
   const vox_train_dist *dist;
   int rank, world;
@@ -197,7 +199,8 @@ static vox_status save_checkpoint_rank0(stage_ctx *S) {
   VOX_TRY(S->vt->get_position(S->task, &S->state.pos));
   vox_train_ckpt_info info = {.config_yaml = R->config_yaml, .stage_name = S->st->name, .seed = R->recipe.seed,
                               .sources = S->sources, .save_all = S->st->save_all,
-                              .hang_before_commit = R->recipe.hang_in_ckpt_at_step};
+                              .hang_before_commit = R->recipe.hang_in_ckpt_at_step,
+                              .vocab_subset = R->vocab_subset, .n_vocab_subset = R->n_vocab_subset};
   double t0 = now_s();
   VOX_TRY(vox_train_ckpt_save(path, &info, S->model->params, S->opt, &S->state));
   vox_train_ckpt_prune(R->run_dir, S->si, S->st->keep_last, S->state.step);
@@ -297,7 +300,8 @@ static vox_status open_stage(stage_ctx *S, const char *resume_path) {
                               &S->model));
   S->sources = stage_sources(R, S->si);
   if (!S->sources) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
-  vox_train_sources src = {.load_hf = hf_loader, .part_prefix = part_prefix, .ctx = S->model};
+  vox_train_sources src = {.load_hf = hf_loader, .part_prefix = part_prefix, .ctx = S->model,
+                           .vocab_subset = R->vocab_subset, .n_vocab_subset = R->n_vocab_subset};
   if (S->si > 0) { /* the first source line: the previous stage's final checkpoint, whole model */
     char first[PATH_MAX + 8];
     snprintf(first, sizeof first, "%.*s", (int)strcspn(strchr(S->sources, '\t') + 1, "\n"),
@@ -449,6 +453,9 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
   snprintf(ck, sizeof ck, "%s/checkpoints", R.run_dir);
   VOX_CHECK_GOTO(s, make_dir(ck), done);
   VOX_CHECK_GOTO(s, vox_config_to_yaml(root, &R.config_yaml), done);
+  vox_model_config mc;
+  VOX_CHECK_GOTO(s, vox_model_config_parse(R.recipe.model, &mc), done);
+  if (mc.vocab_subset[0]) VOX_CHECK_GOTO(s, vox_vocab_subset_read(mc.vocab_subset, &R.vocab_subset, &R.n_vocab_subset), done);
   if (R.recipe.tokenizer) {
     s = vox_tokenizer_new_from_file(R.recipe.tokenizer, &R.tokenizer);
     if (s != VOX_OK) {
@@ -457,10 +464,11 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
       goto done;
     }
     /* A model with an audio encoder takes its audio at a placeholder token the tokenizer must know. */
-    vox_model_config mc;
-    VOX_CHECK_GOTO(s, vox_model_config_parse(R.recipe.model, &mc), done);
     if (mc.has_encoder)
-      VOX_CHECK_GOTO(s, vox_tokenizer_add_special_token(R.tokenizer, mc.audio_token_text, mc.audio_token_id), done);
+      VOX_CHECK_GOTO(s, vox_tokenizer_add_special_token(R.tokenizer, mc.audio_token_text, mc.audio_token_source_id), done);
+    /* The model's ids index its kept rows: the tokenizer speaks them from here on. */
+    if (R.vocab_subset)
+      VOX_CHECK_GOTO(s, vox_tokenizer_restrict(R.tokenizer, R.vocab_subset, R.n_vocab_subset, mc.vocab_subset), done);
   }
   if (R.rank == 0) VOX_CHECK_GOTO(s, vox_train_log_open(R.run_dir, R.out, &R.log), done);
   int start = 0, rs = -1;
@@ -491,6 +499,7 @@ done:
   free(resume);
   vox_train_log_close(R.log);
   vox_tokenizer_free(R.tokenizer);
+  free(R.vocab_subset);
   free(R.config_yaml);
   vox_recipe_clear(&R.recipe);
   return s;

@@ -2,8 +2,9 @@
 # The speech-to-text pipeline on the `tiny` model and a tiny espeak-ng corpus: all five stages of
 # recipes/s2t_pipeline.yaml run, the CTC and s2t stages report WER/CER (and QA accuracy after SFT), the final checkpoint
 # holds the LoRA adapters, an interrupted s2t stage resumes to the same parameters, an ablation override works,
-# a misconfigured spelled text form and a corrupt audio file fail naming their place, and `vox demo` runs its three
-# steps; the CTC compressor with a spelled LM warm-up runs as an ablation.
+# a misconfigured spelled text form and a corrupt audio file fail naming their place, a checkpoint over another
+# vocabulary subset is refused, and `vox demo` runs its three steps; the CTC compressor with a spelled LM warm-up runs
+# as an ablation.
 set -euo pipefail
 : "${VOX:?set VOX to the vox binary}" "${VOX_SOURCE_DIR:?set VOX_SOURCE_DIR to the repository}"
 tmp=$(mktemp -d /tmp/vox_s2t_XXXXXX)
@@ -12,9 +13,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 tok=$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; exit 77; }
 
 "$VOX_SOURCE_DIR/data_tools/build_s2t_corpus.sh" "$tmp/data" tiny > /dev/null || fail "build_s2t_corpus.sh tiny"
+"$VOX_SOURCE_DIR/data_tools/build_vocab_subset.sh" "$VOX" "$tok" "$tmp/data/vocab_subset.txt" "$tmp/data/sft_train.jsonl" \
+  2> "$tmp/subset.err" || { cat "$tmp/subset.err"; fail "build_vocab_subset.sh"; }
 cat > "$tmp/t.yaml" <<EOF
 extends: [$VOX_SOURCE_DIR/recipes/s2t_pipeline.yaml, $VOX_SOURCE_DIR/configs/models/tiny.yaml]
 tokenizer: $tok
+model:
+  llm: {vocab_subset: $tmp/data/vocab_subset.txt}
 data:
   asr_train: {manifest: $tmp/data/asr/train.jsonl}
   asr_dev: {manifest: $tmp/data/asr/dev.jsonl}
@@ -40,6 +45,7 @@ if command -v h5ls > /dev/null; then
   h5ls -r "$final" > "$tmp/final.ls"
   grep -q 'params/llm.model.layers.0.self_attn.q_proj.lora_A.weight' "$tmp/final.ls" || fail "no LoRA adapters in the final checkpoint"
   grep -q 'params/audio_encoder.encoder.layers.0' "$tmp/final.ls" || fail "save: all should hold the encoder too"
+  grep -q 'state/vocab_subset' "$tmp/final.ls" || fail "the final checkpoint does not record its vocabulary subset"
 fi
 [ -s "$tmp/run/eval_4_hyp.jsonl" ] || fail "no hypotheses written for the sft eval"
 
@@ -71,6 +77,21 @@ if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/sp" "${short[@]}" stages.encoder_war
   fail "spelled without speech_as_text accepted"
 fi
 grep -q "spelled: true needs speech_as_text" "$tmp/sp.out" || { cat "$tmp/sp.out"; fail "no clear error for spelled"; }
+
+# 3c. Training on with another vocabulary subset: the checkpoint's embedding rows would mean other tokens.
+python3 - "$tmp/data/vocab_subset.txt" "$tmp/other_subset.txt" <<'PY'
+import sys
+ids = [int(l) for l in open(sys.argv[1]) if not l.startswith("#")]
+regular = [i for i in ids if 256 < i < 151643]  # past the byte tokens, before the added ones
+ids.remove(regular[-1])  # one token swapped for another: same count, other meaning
+ids.append(next(i for i in range(regular[-1] + 1, 151643) if i not in ids))
+open(sys.argv[2], "w").write("".join(f"{i}\n" for i in sorted(ids)))
+PY
+if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/run" "${short[@]}" stages.sft.steps=3 \
+     model.llm.vocab_subset="$tmp/other_subset.txt" > "$tmp/vs.out" 2>&1; then
+  fail "a checkpoint over another vocabulary subset was accepted"
+fi
+grep -q "model.llm.vocab_subset must name the same ids" "$tmp/vs.out" || { cat "$tmp/vs.out"; fail "no clear vocabulary error"; }
 
 # 4. A corrupt audio file in the SFT data: a clear error naming the manifest line; the stages before keep their
 #    checkpoints.
