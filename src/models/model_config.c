@@ -55,7 +55,7 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   static const char *const keys[] = {"kind", "num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                      "encoder_ffn_dim", "max_source_positions", "input_size", "output_size",
                                      "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size",
-                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", "ctc_compress",
+                                     "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", "ctc_tokens", "ctc_compress",
                                      NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
   const char *kind, *alphabet;
@@ -73,8 +73,12 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
     if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || strchr(c + 1, *c))
       return bad(n, "ctc_alphabet", "must be printable ASCII symbols, each once");
   strcpy(e->ctc_alphabet, alphabet);
+  VOX_TRY(vox_config_bool(n, "ctc_tokens", false, &e->ctc_tokens));
+  if (e->ctc_tokens && alphabet[0]) return bad(n, "ctc_tokens", "excludes ctc_alphabet (one CTC head: tokens or symbols)");
+  e->ctc_classes = alphabet[0] ? (int)strlen(alphabet) + 1 : 0; /* ctc_tokens: set once the llm is known */
   VOX_TRY(vox_config_bool(n, "ctc_compress", false, &e->ctc_compress));
-  if (e->ctc_compress && !alphabet[0]) return bad(n, "ctc_compress", "needs ctc_alphabet (the head that finds the symbols)");
+  if (e->ctc_compress && !alphabet[0] && !e->ctc_tokens)
+    return bad(n, "ctc_compress", "needs a CTC head (ctc_alphabet or ctc_tokens) to find the symbols");
   static const char *const whisper_only[] = {"num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                              "encoder_ffn_dim", "max_source_positions", NULL};
   static const char *const sanm_only[] = {"input_size", "output_size", "attention_heads", "linear_units",
@@ -335,6 +339,14 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
   out->audio_token_source_id = out->audio_token_id;
   if (out->has_llm) out->vocab_source_size = out->llm.vocab_size;
   if (out->vocab_subset[0]) VOX_TRY(apply_vocab_subset(node, out));
+  if (out->has_encoder && out->encoder.ctc_tokens) {
+    if (!out->has_llm) {
+      const vox_config *a = vox_config_get(node, "audio_encoder");
+      return vox_errorf(VOX_ERR_INVALID, "%s: model.audio_encoder.ctc_tokens: the head is over the LLM's tokens, and "
+                        "the model has no llm", vox_config_where(vox_config_get(a, "ctc_tokens"), b1, sizeof b1));
+    }
+    out->encoder.ctc_classes = out->llm.vocab_size + 1;
+  }
   /* Without an encoder a subset need not keep the placeholder, which then goes unused. */
   if (out->has_llm && (out->has_encoder || !out->vocab_subset[0]) && out->audio_token_id >= out->llm.vocab_size) {
     const vox_config *w = vox_config_get(node, "audio_token");
@@ -397,7 +409,7 @@ void vox_model_config_numel(const vox_model_config *c, int64_t n[6]) {
       }
       n[0] += 2 * d + (e->tp_blocks > 0 ? 2 * d : 0);
     }
-    if (e->ctc_alphabet[0]) n[0] += linear_n(encoder_width(e), (int64_t)strlen(e->ctc_alphabet) + 1, true);
+    if (e->ctc_classes) n[0] += linear_n(encoder_width(e), e->ctc_classes, true);
   }
   if (c->has_input_projector) {
     const vox_projector_config *p = &c->input_projector;

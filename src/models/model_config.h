@@ -32,10 +32,16 @@ typedef struct vox_mc_encoder {
   /* ctc_alphabet: the symbols of a CTC head on the encoder output ("audio_encoder.ctc.ctc_lo", FunASR's name),
    * blank = 0 and symbol i + 1 = ctc_alphabet[i]; empty: no head. For encoder pre-training (task ctc). */
   char ctc_alphabet[128];
+  /* ctc_tokens: the CTC head is over the LLM's token ids instead (blank 0, token id k -> k + 1; with
+   * llm.vocab_subset, the kept ids), as SenseVoice's CTC is over its BPE vocabulary; transcripts are tokenized by
+   * the recipe's tokenizer. Excludes ctc_alphabet; needs an llm. */
+  bool ctc_tokens;
+  /* The head's outputs: strlen(ctc_alphabet) + 1, llm.vocab_size + 1 with ctc_tokens, 0 without a head. */
+  int ctc_classes;
   /* ctc_compress: the encoder's output reaches the input projector CTC-compressed (Speech-LLaMA's compressor):
    * frames the head labels blank are dropped and each run of one symbol becomes the mean of its frames, so the
-   * LLM reads about one position per character instead of one per 40 ms. Needs ctc_alphabet; not with duplex,
-   * whose labels are per projector frame. */
+   * LLM reads about one position per recognised character (one per token with ctc_tokens) instead of one per
+   * 40 ms. Needs a CTC head; not with duplex, whose labels are per projector frame. */
   bool ctc_compress;
 } vox_mc_encoder;
 

@@ -17,6 +17,7 @@
 #include "models/sanm_encoder.h"
 #include "models/voice_lm.h"
 #include "models/whisper_encoder.h"
+#include "text/tokenizer.h"
 
 typedef struct vox_speech_llm {
   vox_model_config cfg;
@@ -29,6 +30,7 @@ typedef struct vox_speech_llm {
   vox_output_projector out_proj; /* "output_projector.linear.*" */
   vox_voice_lm voice_lm;       /* "voice_lm.model.*", "voice_lm.lm_head.weight" */
   vox_duplex duplex;           /* "duplex.*" */
+  const vox_tokenizer *tokenizer; /* borrowed (vox_speech_llm_borrow_tokenizer): a token CTC head's transcripts */
 } vox_speech_llm;
 
 /* Builds every part the `model:` node names (see models/model_config.h), randomly initialised from seed. */
@@ -53,12 +55,18 @@ vox_status vox_speech_llm_set_trainable(vox_speech_llm *m, const char *glob, boo
 /* Elements of the parameters whose names start with prefix ("llm."; "" for all). */
 int64_t vox_speech_llm_numel(const vox_speech_llm *m, const char *prefix, bool trainable_only);
 
-/* CTC on the audio encoder (needs cfg.encoder.ctc_alphabet; blank 0, symbol i + 1 = alphabet[i]).
+/* A CTC head over tokens (cfg.encoder.ctc_tokens) reads and writes transcripts with this tokenizer, which must
+ * speak the LLM's ids (restricted to its vocab_subset) and outlive the model's CTC calls. */
+void vox_speech_llm_borrow_tokenizer(vox_speech_llm *m, const vox_tokenizer *tok);
+
+/* CTC on the audio encoder (needs cfg.encoder.ctc_alphabet, blank 0, symbol i + 1 = alphabet[i]; or ctc_tokens,
+ * symbol k + 1 = token id k).
  * Logits: feats [B, T, bins], lengths i32 [B] or NULL -> logits [B, T', symbols + 1] and frame counts i32 [B]. */
 vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                      vox_rng *rng, vox_tensor **logits, vox_tensor **out_lengths);
 /* A transcript as CTC symbols: lower-cased when the alphabet has no capitals, hyphens and white space as the
- * alphabet's space (when it has one, runs collapsed, ends trimmed), other characters dropped. *ids malloc'd. */
+ * alphabet's space (when it has one, runs collapsed, ends trimmed), other characters dropped; with ctc_tokens its
+ * token ids + 1 as the tokenizer encodes it. *ids malloc'd. */
 vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n);
 /* The same for any alphabet (no model): what a spelled text form (train/s2t_prompt.h) writes. */
 vox_status vox_speech_llm_alphabet_symbols(const char *alphabet, const char *text, int32_t **ids, int *n);
@@ -116,7 +124,8 @@ typedef struct vox_generate_opts {
   float length_penalty;  /* beam: score / len^length_penalty (HF default 1.0) */
 } vox_generate_opts;
 
-/* Generates for b->B samples (prompts end with "<|im_start|>assistant\n"; labels unused) with KV caches.
+/* Generates for b->B samples (prompts end with "<|im_start|>assistant\n"; labels unused; without features and
+ * audio the prompts are text alone, with no placeholder) with KV caches.
  * out_ids[b] (malloc'd, caller frees each and the array) holds the new tokens, without the eos; out_lens[b] their
  * count. Rows of different lengths decode together: each row keeps its own RoPE positions and an additive mask
  * hides the padding between its prompt and its new tokens, so every row gets what it would alone. */

@@ -1,5 +1,5 @@
-/* CTC on the composite's audio encoder: transcripts as alphabet symbols, the per-symbol CTC loss, best-path
- * decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol. */
+/* CTC on the composite's audio encoder: transcripts as alphabet symbols or LLM tokens, the per-symbol CTC loss,
+ * best-path decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +10,25 @@
 #include "models/speech_llm_internal.h"
 
 static vox_status need_head(const vox_speech_llm *m, const char *what) {
-  if (!m->cfg.has_encoder || !m->cfg.encoder.ctc_alphabet[0])
-    return vox_errorf(VOX_ERR_INVALID, "speech_llm %s: the model has no CTC head (set model.audio_encoder.ctc_alphabet)",
-                      what);
+  if (!m->cfg.has_encoder || !m->cfg.encoder.ctc_classes)
+    return vox_errorf(VOX_ERR_INVALID, "speech_llm %s: the model has no CTC head (set model.audio_encoder.ctc_alphabet "
+                      "or ctc_tokens)", what);
   return VOX_OK;
 }
+
+/* A token head turns text into ids and back through the borrowed tokenizer. */
+static vox_status need_tokenizer(const vox_speech_llm *m, const char *what) {
+  if (!m->tokenizer)
+    return vox_errorf(VOX_ERR_STATE, "speech_llm %s: a CTC head over tokens (ctc_tokens) needs the tokenizer "
+                      "(vox_speech_llm_borrow_tokenizer; a recipe's `tokenizer`)", what);
+  if (vox_tokenizer_vocab_size(m->tokenizer) != m->cfg.llm.vocab_size)
+    return vox_errorf(VOX_ERR_INVALID, "speech_llm %s: the tokenizer speaks %d ids, the LLM's head %d (the same "
+                      "vocab_subset must restrict both)", what, vox_tokenizer_vocab_size(m->tokenizer),
+                      m->cfg.llm.vocab_size);
+  return VOX_OK;
+}
+
+void vox_speech_llm_borrow_tokenizer(vox_speech_llm *m, const vox_tokenizer *tok) { m->tokenizer = tok; }
 
 vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                      vox_rng *rng, vox_tensor **logits, vox_tensor **out_lengths) {
@@ -33,7 +47,18 @@ vox_status vox_speech_llm_ctc_logits(vox_speech_llm *m, vox_tensor *feats, vox_t
 
 vox_status vox_speech_llm_ctc_symbols(const vox_speech_llm *m, const char *text, int32_t **ids, int *n) {
   VOX_TRY(need_head(m, "ctc symbols"));
-  return vox_speech_llm_alphabet_symbols(m->cfg.encoder.ctc_alphabet, text, ids, n);
+  if (!m->cfg.encoder.ctc_tokens) return vox_speech_llm_alphabet_symbols(m->cfg.encoder.ctc_alphabet, text, ids, n);
+  VOX_TRY(need_tokenizer(m, "ctc symbols"));
+  vox_token_ids tok = {0};
+  vox_status st = vox_tokenizer_encode(m->tokenizer, text, strlen(text), 0, &tok);
+  if (st != VOX_OK) {
+    vox_token_ids_free(&tok);
+    return vox_error_context(st, "speech_llm ctc symbols: ");
+  }
+  for (size_t i = 0; i < tok.len; i++) tok.ids[i] += 1; /* blank is 0 */
+  *n = (int)tok.len;
+  *ids = tok.ids ? tok.ids : malloc(sizeof(int32_t));
+  return *ids ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc symbols: out of memory");
 }
 
 vox_status vox_speech_llm_alphabet_symbols(const char *alpha, const char *text, int32_t **ids, int *n) {
@@ -121,12 +146,11 @@ vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *
   vox_status st = lg && out ? vox_tensor_read_f32(logits, lg) : vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
   if (st == VOX_OK) st = vox_seq_lengths_host(lengths, B, T, "ctc frame counts", &lens);
   const char *alpha = m->cfg.encoder.ctc_alphabet;
+  bool tokens = m->cfg.encoder.ctc_tokens;
+  if (st == VOX_OK && tokens) st = need_tokenizer(m, "ctc decode");
+  int32_t *path = st == VOX_OK ? malloc(sizeof(int32_t) * (size_t)(T ? T : 1)) : NULL;
+  if (st == VOX_OK && !path) st = vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
   for (int64_t b = 0; b < B && st == VOX_OK; b++) {
-    char *s = malloc((size_t)lens[b] + 1);
-    if (!s) {
-      st = vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
-      break;
-    }
     int k = 0;
     int64_t prev = 0;
     for (int64_t t = 0; t < lens[b]; t++) {
@@ -134,12 +158,19 @@ vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *
       int64_t best = 0;
       for (int64_t v = 1; v < V; v++)
         if (row[v] > row[best]) best = v;
-      if (best != 0 && best != prev) s[k++] = alpha[best - 1];
+      if (best != 0 && best != prev) path[k++] = (int32_t)best - 1;
       prev = best;
     }
-    s[k] = 0;
-    out[b] = s;
+    if (tokens) {
+      st = vox_tokenizer_decode(m->tokenizer, path, (size_t)k, VOX_DETOKENIZE_SKIP_SPECIAL, &out[b], NULL);
+    } else if ((out[b] = malloc((size_t)k + 1))) {
+      for (int i = 0; i < k; i++) out[b][i] = alpha[path[i]];
+      out[b][k] = 0;
+    } else {
+      st = vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc decode: out of memory");
+    }
   }
+  free(path);
   free(lg);
   free(lens);
   if (st != VOX_OK) {

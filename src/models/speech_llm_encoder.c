@@ -8,10 +8,9 @@
 
 static vox_status ctc_head_init(vox_speech_llm *m, vox_rng *rng) {
   const vox_mc_encoder *e = &m->cfg.encoder;
-  if (!e->ctc_alphabet[0]) return VOX_OK;
+  if (!e->ctc_classes) return VOX_OK;
   int width = e->kind == VOX_ENCODER_WHISPER ? e->d_model : e->output_size;
-  return vox_linear_init(&m->ctc, m->params, "audio_encoder.ctc.ctc_lo", width, (int)strlen(e->ctc_alphabet) + 1,
-                         true, rng);
+  return vox_linear_init(&m->ctc, m->params, "audio_encoder.ctc.ctc_lo", width, e->ctc_classes, true, rng);
 }
 
 vox_status vox_sllm_encoder_init(vox_speech_llm *m, vox_rng *rng) {

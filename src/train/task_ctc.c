@@ -1,5 +1,6 @@
-/* Task `ctc`: the audio encoder learns speech recognition by itself, with a CTC head over a character alphabet, on
- * `asr` manifests (the stand-in for a pretrained encoder such as SenseVoice's); eval: loss, greedy WER and CER. */
+/* Task `ctc`: the audio encoder learns speech recognition by itself, with a CTC head over a character alphabet or
+ * the LLM's tokens, on `asr` manifests (the stand-in for a pretrained encoder such as SenseVoice's); eval: loss,
+ * greedy WER and CER. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -34,8 +35,15 @@ static vox_status ctc_open(const vox_task_ctx *ctx, void **out) {
   char where[256];
   vox_config_where(ctx->stage, where, sizeof where);
   vox_speech_llm *slm = ctx->model->slm;
-  if (!slm || !slm->cfg.has_encoder || !slm->cfg.encoder.ctc_alphabet[0])
-    return vox_errorf(VOX_ERR_INVALID, "%s: task ctc needs a model with an audio_encoder and its ctc_alphabet", where);
+  if (!slm || !slm->cfg.has_encoder || !slm->cfg.encoder.ctc_classes)
+    return vox_errorf(VOX_ERR_INVALID, "%s: task ctc needs a model with an audio_encoder and its CTC head "
+                      "(ctc_alphabet or ctc_tokens)", where);
+  if (slm->cfg.encoder.ctc_tokens) {
+    if (!ctx->tokenizer)
+      return vox_errorf(VOX_ERR_INVALID, "%s: task ctc with model.audio_encoder.ctc_tokens needs the recipe's "
+                        "`tokenizer`", where);
+    vox_speech_llm_borrow_tokenizer(slm, ctx->tokenizer);
+  }
   ctc_state *s = calloc(1, sizeof *s);
   if (!s) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
   s->ctx = *ctx;

@@ -1,10 +1,15 @@
 /* Task `lm`: next-token language modelling on the `text` (or ChatML `messages`) fields of JSONL manifests,
- * tokenised with the recipe's tokenizer; eval reports the dev loss per target token and its perplexity. */
+ * tokenised with the recipe's tokenizer; eval reports the dev loss per target token and its perplexity, and with
+ * `eval.generate: N` the WER/CER of the model's greedy answers to the first N dev prompts. */
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/autograd.h"
+#include "models/speech_llm.h"
+#include "train/eval_metrics.h"
 #include "train/task.h"
 #include "train/text_data.h"
 #include "train/train_model.h"
@@ -145,9 +150,79 @@ static vox_status lm_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_t
   return VOX_OK;
 }
 
+/* Greedy answers to the first n dev sequences: each prompt is the sequence up to its first target token, the
+ * reference that first run of target tokens (special tokens dropped). On speech text forms this is how well the LLM transcribes
+ * (or answers) when the audio's words are written in its prompt: what the speech stages can hope to reach. */
+static void log_hyp(FILE *log, int64_t index, const char *ref, const char *hyp) {
+  if (!log) return;
+  cJSON *row = cJSON_CreateObject();
+  cJSON_AddNumberToObject(row, "index", (double)index);
+  cJSON_AddStringToObject(row, "ref", ref);
+  cJSON_AddStringToObject(row, "hyp", hyp);
+  char *line = cJSON_PrintUnformatted(row);
+  if (line) fprintf(log, "%s\n", line);
+  free(line);
+  cJSON_Delete(row);
+}
+
+static vox_status decode_dev(lm_state *s, int64_t n, int max_new, vox_eval_errors *words, vox_eval_errors *chars,
+                             int64_t *decoded, FILE *log) {
+  vox_speech_llm *slm = s->ctx.model->slm;
+  if (!slm || !slm->cfg.has_llm) return vox_errorf(VOX_ERR_INVALID, "eval.generate needs a model with an llm");
+  int32_t eos[2];
+  VOX_TRY(vox_tokenizer_token_to_id(s->ctx.tokenizer, "<|im_end|>", &eos[0]));
+  VOX_TRY(vox_tokenizer_token_to_id(s->ctx.tokenizer, "<|endoftext|>", &eos[1]));
+  vox_generate_opts g = {.max_new_tokens = max_new, .eos_ids = eos, .n_eos = 2, .beam_size = 1};
+  enum { CHUNK = 16 };
+  int64_t total = vox_text_data_size(s->dev);
+  if (n > total) n = total;
+  vox_status st = VOX_OK;
+  for (int64_t i0 = 0; i0 < n && st == VOX_OK; i0 += CHUNK) {
+    const int32_t *ids[CHUNK];
+    int32_t n_ids[CHUNK];
+    char *ref[CHUNK] = {0};
+    int B = 0;
+    for (int64_t i = i0; i < n && i < i0 + CHUNK && st == VOX_OK; i++) {
+      const vox_text_seq *q = vox_text_data_seq(s->dev, i);
+      int64_t first = 1, end;
+      while (first < q->len && !q->mask[first]) first++;
+      if (first >= q->len) continue; /* nothing to answer */
+      for (end = first; end < q->len && q->mask[end];) end++; /* the first answer: one run of targets */
+      st = vox_tokenizer_decode(s->ctx.tokenizer, q->ids + first, (size_t)(end - first), VOX_DETOKENIZE_SKIP_SPECIAL,
+                                &ref[B], NULL);
+      ids[B] = q->ids, n_ids[B] = (int32_t)first;
+      B++;
+    }
+    int32_t **hyp = NULL, *hyp_lens = NULL;
+    vox_s2t_batch b = {.B = B, .ids = ids, .n_ids = n_ids};
+    if (st == VOX_OK && B > 0) st = vox_speech_llm_generate(slm, &b, &g, &hyp, &hyp_lens);
+    for (int k = 0; k < B && hyp && st == VOX_OK; k++) {
+      char *text = NULL;
+      st = vox_tokenizer_decode(s->ctx.tokenizer, hyp[k], (size_t)hyp_lens[k], VOX_DETOKENIZE_SKIP_SPECIAL, &text, NULL);
+      if (st == VOX_OK) st = vox_eval_word_errors(ref[k], text, words);
+      if (st == VOX_OK) st = vox_eval_char_errors(ref[k], text, chars);
+      if (st == VOX_OK) log_hyp(log, *decoded, ref[k], text);
+      free(text);
+      (*decoded)++;
+    }
+    for (int k = 0; k < B; k++) {
+      free(ref[k]);
+      if (hyp) free(hyp[k]);
+    }
+    free(hyp);
+    free(hyp_lens);
+  }
+  return st;
+}
+
 static vox_status lm_eval(void *p, const vox_config *eval_node, int64_t max_batches, vox_task_metrics *out) {
   lm_state *s = p;
   if (!s->dev) return VOX_OK; /* no eval set: no metrics */
+  int64_t n_generate = 0, max_new = 64;
+  if (eval_node) {
+    VOX_TRY(vox_config_int(eval_node, "generate", 0, &n_generate));
+    VOX_TRY(vox_config_int(eval_node, "max_new_tokens", 64, &max_new));
+  }
   int64_t nb = vox_text_data_num_batches(s->dev, 0);
   if (max_batches > 0 && max_batches < nb) nb = max_batches;
   double sum = 0;
@@ -173,6 +248,21 @@ static vox_status lm_eval(void *p, const vox_config *eval_node, int64_t max_batc
   VOX_TRY(vox_task_metrics_add(out, "loss", mean));
   VOX_TRY(vox_task_metrics_add(out, "ppl", exp(mean)));
   VOX_TRY(vox_task_metrics_add(out, "tokens", (double)tokens));
+  if (n_generate <= 0) return VOX_OK;
+  vox_eval_errors words = {0}, chars = {0};
+  int64_t decoded = 0;
+  /* Each answer with its reference, as the s2t task writes them, for reading what the model says. */
+  char logpath[1024];
+  snprintf(logpath, sizeof logpath, "%s/eval_%d_hyp.jsonl", s->ctx.run_dir ? s->ctx.run_dir : ".", s->ctx.stage_index);
+  FILE *log = (s->ctx.rank == 0 && s->ctx.run_dir) ? fopen(logpath, "w") : NULL;
+  vox_no_grad_begin();
+  st = decode_dev(s, n_generate, (int)max_new, &words, &chars, &decoded, log);
+  vox_no_grad_end();
+  if (log) fclose(log);
+  if (st != VOX_OK) return vox_error_context(st, "task lm eval (generate): ");
+  VOX_TRY(vox_task_metrics_add(out, "wer", vox_eval_error_rate(&words)));
+  VOX_TRY(vox_task_metrics_add(out, "cer", vox_eval_error_rate(&chars)));
+  VOX_TRY(vox_task_metrics_add(out, "samples", (double)decoded));
   return VOX_OK;
 }
 
@@ -194,12 +284,14 @@ static vox_status lm_seek(void *p, const vox_task_pos *pos) {
 }
 
 static const char *const lm_data_keys[] = {"max_seq_tokens", "prompts", NULL};
+static const char *const lm_eval_keys[] = {"generate", "max_new_tokens", NULL};
 
 static const vox_task_vtable lm_task = {
     .name = "lm",
-    .summary = "next-token LM on the text / ChatML messages of JSONL manifests (eval: loss, perplexity)",
+    .summary = "next-token LM on the text / ChatML messages of JSONL manifests (eval: loss, perplexity; with "
+               "eval.generate, WER/CER of greedy answers)",
     .data_keys = lm_data_keys,
-    .eval_keys = NULL,
+    .eval_keys = lm_eval_keys,
     .open = lm_open,
     .train_batch = lm_train_batch,
     .eval = lm_eval,

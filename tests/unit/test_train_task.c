@@ -1,7 +1,7 @@
 /* Tests of the task registry and task `lm`: the text data plan covers every sample exactly once per epoch and
  * shards across ranks, ChatML samples train only on assistant tokens, speech samples read as their text form,
- * a batch gives a finite loss, seeking
- * reproduces batches, and bad data names file:line. */
+ * a batch gives a finite loss, seeking reproduces batches, eval.generate answers the dev prompts, and bad data
+ * names file:line. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,5 +243,48 @@ Test(task, lm_batches_are_finite_and_seek_reproduces_them) {
   cr_assert(fabs(mt.value[0] - log(151680.0)) < 0.5, "initial dev loss %g near ln V", mt.value[0]);
   vt->close(s);
   vox_train_model_free(m);
+  vox_config_free(cfg);
+}
+
+/* eval.generate answers the first N dev prompts (each cut before its first target token) and scores the answers
+ * against that first run of targets, which the hypothesis log shows without the closing <|im_end|>. */
+Test(task, lm_eval_generate_answers_the_prompts) {
+  write_manifest("a.jsonl", 5, true);
+  char text[2048];
+  snprintf(text, sizeof text, recipe_fmt, dir, dir);
+  vox_config *cfg = NULL, *ev = NULL;
+  VT_OK(vox_config_parse_string(text, "recipe.yaml", &cfg));
+  VT_OK(vox_config_parse_string("generate: 3\nmax_new_tokens: 4\n", "eval.yaml", &ev));
+  vox_train_model *m = NULL;
+  VT_OK(vox_train_model_new(vox_config_get(cfg, "model"), 3, VOX_CPU, false, &m));
+  const vox_task_vtable *vt = NULL;
+  VT_OK(vox_task_find("lm", &vt));
+  vox_task_ctx ctx = {.recipe = cfg, .stage = vox_config_get(cfg, "stages.0"), .model = m, .tokenizer = tok,
+                      .seed = 3, .world_size = 1, .device = VOX_CPU, .run_dir = dir, .stage_index = 0};
+  void *s = NULL;
+  VT_OK(vt->open(&ctx, &s));
+  vox_task_metrics mt = {0};
+  VT_OK(vt->eval(s, ev, 0, &mt));
+  double wer = NAN, samples = NAN;
+  for (int i = 0; i < mt.n; i++) {
+    if (!strcmp(mt.name[i], "wer")) wer = mt.value[i];
+    if (!strcmp(mt.name[i], "samples")) samples = mt.value[i];
+  }
+  cr_assert_eq(samples, 3.0);
+  cr_assert(wer >= 0, "wer %g", wer);
+  char path[600], line[512];
+  snprintf(path, sizeof path, "%s/eval_0_hyp.jsonl", dir);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "no hypothesis log at %s", path);
+  const char *want[] = {"\"ref\":\"0\"", "\"ref\":\"2\"", "\"ref\":\"4\""};
+  for (int i = 0; i < 3; i++) {
+    cr_assert(fgets(line, sizeof line, f), "line %d", i);
+    cr_assert(strstr(line, want[i]), "line %d: %s", i, line);
+  }
+  cr_assert_null(fgets(line, sizeof line, f), "only the first 3 prompts are answered");
+  fclose(f);
+  vt->close(s);
+  vox_train_model_free(m);
+  vox_config_free(ev);
   vox_config_free(cfg);
 }
