@@ -162,6 +162,15 @@ static int cmd_demo(int argc, char **argv) {
     return 1;
   }
 
+  /* The LM warm-up's fresh transcripts (a few seconds; the dev and test sentences are never among them). */
+  snprintf(cmd, sizeof cmd, "[ -s '%s/text_forms.jsonl' ] || python3 '%s/data_tools/build_text_forms.py' "
+           "'%s/text_forms.jsonl' --n 40000 --seed 13 --exclude '%s/asr/dev.jsonl' '%s/asr/test.jsonl' 2>&1",
+           data, src, data, data, data);
+  if (run_script(cmd, true, NULL, 0) != 0) {
+    fprintf(stderr, "vox demo: writing the text forms failed (data_tools/build_text_forms.py)\n");
+    free(overrides);
+    return 1;
+  }
   /* The LLM keeps the rows of the tokens the corpus uses (model.llm.vocab_subset): built from the training texts. */
   char self[PATH_MAX];
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -171,8 +180,8 @@ static int cmd_demo(int argc, char **argv) {
     return 1;
   }
   self[sl] = '\0';
-  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/build_vocab_subset.sh' '%s' '%s' '%s/vocab_subset.txt' '%s/sft_train.jsonl' 2>&1",
-           src, self, tok, data, data);
+  snprintf(cmd, sizeof cmd, "bash '%s/data_tools/build_vocab_subset.sh' '%s' '%s' '%s/vocab_subset.txt' '%s/sft_train.jsonl' "
+           "'%s/text_forms.jsonl' 2>&1", src, self, tok, data, data, data);
   if (run_script(cmd, true, NULL, 0) != 0) {
     fprintf(stderr, "vox demo: building the vocabulary subset failed (data_tools/build_vocab_subset.sh)\n");
     free(overrides);
@@ -182,7 +191,8 @@ static int cmd_demo(int argc, char **argv) {
   /* The recipe's data and tokenizer paths point into the source tree; these make any --data/--run-dir work. */
   static const char *const sets[][2] = {{"asr_train", "asr/train.jsonl"}, {"asr_dev", "asr/dev.jsonl"},
                                         {"sft_train", "sft_train.jsonl"},   {"sft_dev", "sft_dev.jsonl"},
-                                        {"text_train", "sft_train.jsonl"},  {"text_dev", "sft_dev.jsonl"}};
+                                        {"text_train", "sft_train.jsonl"},  {"text_dev", "sft_dev.jsonl"},
+                                        {"text_forms", "text_forms.jsonl"}};
   enum { n_sets = sizeof sets / sizeof sets[0] };
   char own[3 + n_sets][PATH_MAX + 64];
   snprintf(own[0], sizeof own[0], "run_dir=%s", run_dir);

@@ -13,8 +13,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 tok=$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; exit 77; }
 
 "$VOX_SOURCE_DIR/data_tools/build_s2t_corpus.sh" "$tmp/data" tiny > /dev/null || fail "build_s2t_corpus.sh tiny"
+python3 "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/data/text_forms.jsonl" --n 200 --seed 5 \
+  --exclude "$tmp/data/asr/dev.jsonl" > /dev/null || fail "build_text_forms.py"
 "$VOX_SOURCE_DIR/data_tools/build_vocab_subset.sh" "$VOX" "$tok" "$tmp/data/vocab_subset.txt" "$tmp/data/sft_train.jsonl" \
-  2> "$tmp/subset.err" || { cat "$tmp/subset.err"; fail "build_vocab_subset.sh"; }
+  "$tmp/data/text_forms.jsonl" 2> "$tmp/subset.err" || { cat "$tmp/subset.err"; fail "build_vocab_subset.sh"; }
 cat > "$tmp/t.yaml" <<EOF
 extends: [$VOX_SOURCE_DIR/recipes/s2t_pipeline.yaml, $VOX_SOURCE_DIR/configs/models/tiny.yaml]
 tokenizer: $tok
@@ -26,6 +28,7 @@ data:
   sft_train: {manifest: $tmp/data/sft_train.jsonl}
   sft_dev: {manifest: $tmp/data/sft_dev.jsonl}
   text_train: {manifest: $tmp/data/sft_train.jsonl}
+  text_forms: {manifest: $tmp/data/text_forms.jsonl}
   text_dev: {manifest: $tmp/data/sft_dev.jsonl}
 EOF
 short=(stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0

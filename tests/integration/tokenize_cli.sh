@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `vox tokenize` end to end with Qwen3's tokenizer.json: known ids for a few lines (special tokens included),
-# --decode restores the lines exactly, and bad input fails with a message naming the line.
+# --decode restores the lines exactly, vocabulary subsets are built and used, and bad input fails with a message
+# naming the line.
 set -euo pipefail
 : "${VOX:?VOX must name the vox binary}" "${VOX_SOURCE_DIR:?VOX_SOURCE_DIR must name the repository}"
 if ! tokjson="$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh")"; then
@@ -38,4 +39,29 @@ if echo hi | "$VOX" tokenize --tokenizer "$tmp/missing.json" 2> "$tmp/err"; then
   echo "tokenize_cli: a missing tokenizer file was accepted" >&2; exit 1
 fi
 grep -q "missing.json" "$tmp/err"
+
+# Vocabulary subsets: --subset-out keeps the lines' tokens (plus bytes, added tokens and merge halves, and an added
+# special); under --subset the lines encode to subset indices that map back to the same full ids, any other text
+# still round-trips, and a malformed --add-special is refused.
+"$VOX" tokenize --tokenizer "$tokjson" --add-special '<|audio|>=151669' --subset-out "$tmp/sub.txt" < "$tmp/in.txt" \
+  2> "$tmp/err"
+grep -q "sub.txt: [0-9]* token ids" "$tmp/err"
+grep -qx 151669 "$tmp/sub.txt" && grep -qx 9707 "$tmp/sub.txt" && grep -qx 255 "$tmp/sub.txt"
+"$VOX" tokenize --tokenizer "$tokjson" --add-special '<|audio|>=151669' --subset "$tmp/sub.txt" < "$tmp/in.txt" \
+  > "$tmp/sub_ids.txt"
+python3 - "$tmp/sub.txt" "$tmp/sub_ids.txt" "$tmp/ids.txt" <<'PY'
+import sys
+kept = [int(l) for l in open(sys.argv[1]) if not l.startswith("#")]
+sub = [[kept[int(t)] for t in l.split()] for l in open(sys.argv[2])]
+full = [[int(t) for t in l.split()] for l in open(sys.argv[3])]
+assert sub == full, (sub, full)
+PY
+printf 'Zebras quack <|audio|>\n' > "$tmp/other.txt"
+"$VOX" tokenize --tokenizer "$tokjson" --add-special '<|audio|>=151669' --subset "$tmp/sub.txt" < "$tmp/other.txt" \
+  | "$VOX" tokenize --tokenizer "$tokjson" --add-special '<|audio|>=151669' --subset "$tmp/sub.txt" --decode > "$tmp/other_back.txt"
+cmp "$tmp/other.txt" "$tmp/other_back.txt"
+if echo hi | "$VOX" tokenize --tokenizer "$tokjson" --add-special 'no-id' 2> "$tmp/err"; then
+  echo "tokenize_cli: --add-special without an id was accepted" >&2; exit 1
+fi
+grep -q "expected TEXT=ID" "$tmp/err"
 echo "tokenize_cli: ok"
