@@ -162,7 +162,8 @@ vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *
       prev = best;
     }
     if (tokens) {
-      st = vox_tokenizer_decode(m->tokenizer, path, (size_t)k, VOX_DETOKENIZE_SKIP_SPECIAL, &out[b], NULL);
+      st = vox_tokenizer_decode(m->tokenizer, path, (size_t)k, VOX_DETOKENIZE_SKIP_SPECIAL | VOX_DETOKENIZE_REPLACE_INVALID,
+                                &out[b], NULL);
     } else if ((out[b] = malloc((size_t)k + 1))) {
       for (int i = 0; i < k; i++) out[b][i] = alpha[path[i]];
       out[b][k] = 0;

@@ -190,6 +190,24 @@ vox_status vox_tokenizer_decode(const vox_tokenizer *t, const int32_t *ids, size
     o += t->tok_len[id];
   }
   buf[o] = '\0';
+  if ((flags & VOX_DETOKENIZE_REPLACE_INVALID) && tok_utf8_check(buf, o) < o) {
+    /* At most 3 bytes (U+FFFD) per input byte. */
+    char *rep = malloc(3 * o + 1);
+    if (!rep) {
+      free(buf);
+      return vox_errorf(VOX_ERR_NOMEM, "tokenizer decode: %zu bytes", 3 * o + 1);
+    }
+    size_t r = 0;
+    for (size_t i = 0; i < o;) {
+      size_t ok = tok_utf8_check(buf + i, o - i);
+      memcpy(rep + r, buf + i, ok);
+      r += ok, i += ok;
+      if (i < o) memcpy(rep + r, "\xEF\xBF\xBD", 3), r += 3, i++;
+    }
+    rep[r] = '\0';
+    free(buf);
+    buf = rep, o = r;
+  }
   *out = buf;
   if (out_len) *out_len = o;
   return VOX_OK;

@@ -41,6 +41,9 @@ enum {
 /* Decode flags. */
 enum {
   VOX_DETOKENIZE_SKIP_SPECIAL = 1u << 0, /* drop tokens whose added_tokens entry has "special": true */
+  /* Invalid UTF-8 (a model's ids may cut a character in two) becomes U+FFFD per bad byte, as Python's
+   * bytes.decode(errors="replace") shows it, so generated text can always be scored and stored as JSON. */
+  VOX_DETOKENIZE_REPLACE_INVALID = 1u << 1,
 };
 
 /* Loads tokenizer.json. Errors name the file, the JSON path and what was expected, e.g.

@@ -198,7 +198,8 @@ static vox_status decode_dev(lm_state *s, int64_t n, int max_new, vox_eval_error
     if (st == VOX_OK && B > 0) st = vox_speech_llm_generate(slm, &b, &g, &hyp, &hyp_lens);
     for (int k = 0; k < B && hyp && st == VOX_OK; k++) {
       char *text = NULL;
-      st = vox_tokenizer_decode(s->ctx.tokenizer, hyp[k], (size_t)hyp_lens[k], VOX_DETOKENIZE_SKIP_SPECIAL, &text, NULL);
+      st = vox_tokenizer_decode(s->ctx.tokenizer, hyp[k], (size_t)hyp_lens[k],
+                                VOX_DETOKENIZE_SKIP_SPECIAL | VOX_DETOKENIZE_REPLACE_INVALID, &text, NULL);
       if (st == VOX_OK) st = vox_eval_word_errors(ref[k], text, words);
       if (st == VOX_OK) st = vox_eval_char_errors(ref[k], text, chars);
       if (st == VOX_OK) log_hyp(log, *decoded, ref[k], text);

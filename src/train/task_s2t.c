@@ -160,7 +160,8 @@ static vox_status score_batch(const s2t_state *s, const vox_batch *bt, const s2t
   for (int i = 0; i < in->b.B; i++) {
     char *hyp = NULL;
     size_t len;
-    VOX_TRY(vox_tokenizer_decode(s->ctx.tokenizer, hyp_ids[i], (size_t)hyp_lens[i], VOX_DETOKENIZE_SKIP_SPECIAL, &hyp, &len));
+    VOX_TRY(vox_tokenizer_decode(s->ctx.tokenizer, hyp_ids[i], (size_t)hyp_lens[i],
+                                 VOX_DETOKENIZE_SKIP_SPECIAL | VOX_DETOKENIZE_REPLACE_INVALID, &hyp, &len));
     const vox_s2t_encoded *e = &in->enc[i];
     vox_status st = VOX_OK;
     bool correct = false;

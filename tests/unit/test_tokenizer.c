@@ -472,3 +472,27 @@ Test(tokenizer, threads_share_one_tokenizer, .init = load, .fini = unload) {
   }
   vox_token_ids_free(&want);
 }
+
+/* A byte token alone cuts a character: decoding keeps the exact bytes, or with VOX_DETOKENIZE_REPLACE_INVALID shows
+ * each bad byte as U+FFFD (Python's errors="replace"), so generated text can always be scored. */
+Test(tokenizer, decode_replaces_invalid_utf8_on_request, .init = load, .fini = unload) {
+  int32_t ids[3];
+  VT_OK(vox_tokenizer_token_to_id(tok, "æ", &ids[0])); /* the byte-level symbol of the single byte 0xE6 */
+  VT_OK(vox_tokenizer_token_to_id(tok, "a", &ids[1]));
+  VT_OK(vox_tokenizer_token_to_id(tok, "æ", &ids[2]));
+  char *text;
+  size_t n;
+  VT_OK(vox_tokenizer_decode(tok, ids, 3, 0, &text, &n));
+  cr_assert(n == 3 && !memcmp(text, "\xE6" "a\xE6", 3));
+  free(text);
+  VT_OK(vox_tokenizer_decode(tok, ids, 3, VOX_DETOKENIZE_REPLACE_INVALID, &text, &n));
+  cr_assert(n == 7 && !strcmp(text, "\xEF\xBF\xBD" "a\xEF\xBF\xBD"), "got %zu bytes", n);
+  free(text);
+  /* Valid text is untouched. */
+  vox_token_ids ok = {0};
+  VT_OK(vox_tokenizer_encode(tok, "naïve 日本", strlen("naïve 日本"), 0, &ok));
+  VT_OK(vox_tokenizer_decode(tok, ok.ids, ok.len, VOX_DETOKENIZE_REPLACE_INVALID, &text, &n));
+  cr_assert_str_eq(text, "naïve 日本");
+  free(text);
+  vox_token_ids_free(&ok);
+}
