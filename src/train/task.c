@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "data/manifest.h"
 
 #define MAX_TASKS 32
@@ -40,6 +42,26 @@ vox_status vox_task_metrics_add(vox_task_metrics *m, const char *name, double va
   snprintf(m->name[m->n], VOX_TASK_METRIC_NAME_MAX, "%s", name);
   m->value[m->n++] = value;
   return VOX_OK;
+}
+
+FILE *vox_task_hyp_log_open(const vox_task_ctx *ctx) {
+  if (ctx->rank != 0 || !ctx->run_dir) return NULL;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/eval_%d_hyp.jsonl", ctx->run_dir, ctx->stage_index);
+  return fopen(path, "w");
+}
+
+void vox_task_hyp_log(FILE *log, const char *key, const char *kind, const char *ref, const char *hyp) {
+  if (!log) return;
+  cJSON *row = cJSON_CreateObject();
+  cJSON_AddStringToObject(row, "key", key);
+  cJSON_AddStringToObject(row, "kind", kind);
+  cJSON_AddStringToObject(row, "ref", ref);
+  cJSON_AddStringToObject(row, "hyp", hyp);
+  char *line = cJSON_PrintUnformatted(row);
+  if (line) fprintf(log, "%s\n", line);
+  free(line);
+  cJSON_Delete(row);
 }
 
 /* Folder of the file a node was written in ("." for overrides and files without a folder). */

@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -78,6 +79,12 @@ typedef struct vox_task_metrics {
 } vox_task_metrics;
 /* Appends one metric (VOX_ERR_INVALID when full or the name is too long). */
 vox_status vox_task_metrics_add(vox_task_metrics *m, const char *name, double value);
+
+/* Eval hypotheses, for reading what a model says: <run_dir>/eval_<stage index>_hyp.jsonl, rewritten by each eval.
+ * Open returns NULL off rank 0, without a run_dir, or when the file cannot be created (the eval goes on); each
+ * line is {"key", "kind" ("asr", "qa", ...), "ref", "hyp"}. */
+FILE *vox_task_hyp_log_open(const vox_task_ctx *ctx);
+void vox_task_hyp_log(FILE *log, const char *key, const char *kind, const char *ref, const char *hyp); /* NULL log: no-op */
 
 /* A task's data position: a few integers (e.g. epoch, batch of each dataset), stored verbatim in checkpoints. */
 #define VOX_TASK_POS_MAX 16

@@ -1,7 +1,6 @@
 /* Task `ctc`: the audio encoder learns speech recognition by itself, with a CTC head over a character alphabet or
  * the LLM's tokens, on `asr` manifests (the stand-in for a pretrained encoder such as SenseVoice's); eval: loss,
  * greedy WER and CER. */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,20 +121,6 @@ static vox_status ctc_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_
   return st;
 }
 
-/* Writes one hypothesis with its reference (JSONL) for reading what the encoder hears. */
-static void log_hyp(FILE *log, const char *key, const char *ref, const char *hyp) {
-  if (!log) return;
-  cJSON *row = cJSON_CreateObject();
-  cJSON_AddStringToObject(row, "key", key);
-  cJSON_AddStringToObject(row, "kind", "asr");
-  cJSON_AddStringToObject(row, "ref", ref);
-  cJSON_AddStringToObject(row, "hyp", hyp);
-  char *line = cJSON_PrintUnformatted(row);
-  if (line) fprintf(log, "%s\n", line);
-  free(line);
-  cJSON_Delete(row);
-}
-
 static vox_status ctc_eval(void *p, const vox_config *eval_node, int64_t max_batches, vox_task_metrics *out) {
   (void)eval_node;
   ctc_state *s = p;
@@ -143,9 +128,7 @@ static vox_status ctc_eval(void *p, const vox_config *eval_node, int64_t max_bat
   VOX_TRY(vox_loader_seek(s->dev, (vox_loader_pos){0, 0}));
   int64_t nb = vox_loader_num_batches(s->dev, 0);
   if (max_batches > 0 && max_batches < nb) nb = max_batches;
-  char logpath[1024];
-  snprintf(logpath, sizeof logpath, "%s/eval_%d_hyp.jsonl", s->ctx.run_dir ? s->ctx.run_dir : ".", s->ctx.stage_index);
-  FILE *log = (s->ctx.rank == 0 && s->ctx.run_dir) ? fopen(logpath, "w") : NULL;
+  FILE *log = vox_task_hyp_log_open(&s->ctx);
   vox_eval_errors words = {0}, chars = {0};
   double loss_sum = 0;
   int64_t symbols = 0, samples = 0;
@@ -170,7 +153,7 @@ static vox_status ctc_eval(void *p, const vox_config *eval_node, int64_t max_bat
     for (int64_t i = 0; st == VOX_OK && i < bt->B; i++) {
       st = vox_eval_word_errors(in.texts[i], hyp[i], &words);
       if (st == VOX_OK) st = vox_eval_char_errors(in.texts[i], hyp[i], &chars);
-      log_hyp(log, bt->keys[i], in.texts[i], hyp[i]);
+      vox_task_hyp_log(log, bt->keys[i], "asr", in.texts[i], hyp[i]); /* what the encoder hears */
       samples++;
     }
     for (int64_t i = 0; hyp && i < bt->B; i++) free(hyp[i]);

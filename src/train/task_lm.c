@@ -1,7 +1,6 @@
 /* Task `lm`: next-token language modelling on the `text` (or ChatML `messages`) fields of JSONL manifests,
  * tokenised with the recipe's tokenizer; eval reports the dev loss per target token and its perplexity, and with
  * `eval.generate: N` the WER/CER of the model's greedy answers to the first N dev prompts. */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,18 +152,6 @@ static vox_status lm_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_t
 /* Greedy answers to the first n dev sequences: each prompt is the sequence up to its first target token, the
  * reference that first run of target tokens (special tokens dropped). On speech text forms this is how well the LLM transcribes
  * (or answers) when the audio's words are written in its prompt: what the speech stages can hope to reach. */
-static void log_hyp(FILE *log, int64_t index, const char *ref, const char *hyp) {
-  if (!log) return;
-  cJSON *row = cJSON_CreateObject();
-  cJSON_AddNumberToObject(row, "index", (double)index);
-  cJSON_AddStringToObject(row, "ref", ref);
-  cJSON_AddStringToObject(row, "hyp", hyp);
-  char *line = cJSON_PrintUnformatted(row);
-  if (line) fprintf(log, "%s\n", line);
-  free(line);
-  cJSON_Delete(row);
-}
-
 static vox_status decode_dev(lm_state *s, int64_t n, int max_new, vox_eval_errors *words, vox_eval_errors *chars,
                              int64_t *decoded, FILE *log) {
   vox_speech_llm *slm = s->ctx.model->slm;
@@ -202,7 +189,9 @@ static vox_status decode_dev(lm_state *s, int64_t n, int max_new, vox_eval_error
                                 VOX_DETOKENIZE_SKIP_SPECIAL | VOX_DETOKENIZE_REPLACE_INVALID, &text, NULL);
       if (st == VOX_OK) st = vox_eval_word_errors(ref[k], text, words);
       if (st == VOX_OK) st = vox_eval_char_errors(ref[k], text, chars);
-      if (st == VOX_OK) log_hyp(log, *decoded, ref[k], text);
+      char key[32];
+      snprintf(key, sizeof key, "dev-%lld", (long long)*decoded); /* the dev sequence's index */
+      if (st == VOX_OK) vox_task_hyp_log(log, key, "text_form", ref[k], text);
       free(text);
       (*decoded)++;
     }
@@ -252,10 +241,7 @@ static vox_status lm_eval(void *p, const vox_config *eval_node, int64_t max_batc
   if (n_generate <= 0) return VOX_OK;
   vox_eval_errors words = {0}, chars = {0};
   int64_t decoded = 0;
-  /* Each answer with its reference, as the s2t task writes them, for reading what the model says. */
-  char logpath[1024];
-  snprintf(logpath, sizeof logpath, "%s/eval_%d_hyp.jsonl", s->ctx.run_dir ? s->ctx.run_dir : ".", s->ctx.stage_index);
-  FILE *log = (s->ctx.rank == 0 && s->ctx.run_dir) ? fopen(logpath, "w") : NULL;
+  FILE *log = vox_task_hyp_log_open(&s->ctx);
   vox_no_grad_begin();
   st = decode_dev(s, n_generate, (int)max_new, &words, &chars, &decoded, log);
   vox_no_grad_end();

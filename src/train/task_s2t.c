@@ -1,6 +1,5 @@
 /* Task `s2t`: speech-to-text alignment (MinMo's pre-align, full-align and SFT stages) on ASR and spoken-QA
  * manifests: audio through encoder and projector spliced into a ChatML prompt; eval decodes and scores WER/CER/QA. */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,17 +173,7 @@ static vox_status score_batch(const s2t_state *s, const vox_batch *bt, const s2t
       sc->qa_n++;
       sc->qa_correct += correct;
     }
-    if (st == VOX_OK && log) {
-      cJSON *row = cJSON_CreateObject();
-      cJSON_AddStringToObject(row, "key", bt->keys[i]);
-      cJSON_AddStringToObject(row, "kind", e->kind == VOX_S2T_ASR ? "asr" : "qa");
-      cJSON_AddStringToObject(row, "ref", e->reference);
-      cJSON_AddStringToObject(row, "hyp", hyp);
-      char *line = cJSON_PrintUnformatted(row);
-      if (line) fprintf(log, "%s\n", line);
-      free(line);
-      cJSON_Delete(row);
-    }
+    if (st == VOX_OK) vox_task_hyp_log(log, bt->keys[i], e->kind == VOX_S2T_ASR ? "asr" : "qa", e->reference, hyp);
     free(hyp);
     VOX_TRY(st);
   }
@@ -206,9 +195,7 @@ static vox_status s2t_eval(void *p, const vox_config *eval_node, int64_t max_bat
   VOX_TRY(vox_loader_seek(s->dev, (vox_loader_pos){0, 0}));
   int64_t nb = vox_loader_num_batches(s->dev, 0);
   if (max_batches > 0 && max_batches < nb) nb = max_batches;
-  char logpath[1024];
-  snprintf(logpath, sizeof logpath, "%s/eval_%d_hyp.jsonl", s->ctx.run_dir ? s->ctx.run_dir : ".", s->ctx.stage_index);
-  FILE *log = (s->ctx.rank == 0 && s->ctx.run_dir) ? fopen(logpath, "w") : NULL;
+  FILE *log = vox_task_hyp_log_open(&s->ctx);
   s2t_scores sc = {0};
   double loss_sum = 0;
   int64_t loss_tokens = 0;
