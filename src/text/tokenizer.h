@@ -64,7 +64,8 @@ vox_status vox_tokenizer_token_to_id(const vox_tokenizer *tok, const char *token
 /* The raw bytes of one token (not NUL-terminated; borrowed, valid while tok lives); NULL when id names
  * no token. */
 const char *vox_tokenizer_id_bytes(const vox_tokenizer *tok, int32_t id, size_t *len);
-/* Largest token id + 1, added tokens included (151669 for Qwen3; the model's embedding may be larger). */
+/* Largest token id + 1, added tokens included (151669 for Qwen3; the model's embedding may be larger); under a
+ * vocabulary subset, the number of kept ids. */
 int32_t vox_tokenizer_vocab_size(const vox_tokenizer *tok);
 /* Adds a special token (e.g. the "<|audio|>" placeholder of speech LLMs) at `id`, which must be free (the
  * model's embedding usually has spare rows past the tokenizer's ids). Adding the same token at the same id
