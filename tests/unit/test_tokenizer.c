@@ -496,3 +496,25 @@ Test(tokenizer, decode_replaces_invalid_utf8_on_request, .init = load, .fini = u
   free(text);
   vox_token_ids_free(&ok);
 }
+
+/* The vocabulary subset file: ids ascending, comments and blank lines skipped, errors naming file:line. */
+Test(tokenizer_errors, vocab_subset_file, .init = mk_tmp) {
+  int32_t *ids, n;
+  VT_OK(vox_vocab_subset_read(write_tmp("ok.txt", "# a comment\n0\n  5\n\n17\r\n"), &ids, &n));
+  cr_assert(n == 3 && ids[0] == 0 && ids[1] == 5 && ids[2] == 17);
+  free(ids);
+  struct { const char *content, *needle; } bad[] = {
+      {"1\n3\n3\n", "ok.txt:3: expected ids in ascending order"},
+      {"1\nten\n", "ok.txt:2: expected one non-negative token id per line"},
+      {"1\n-4\n", "ok.txt:2: expected one non-negative"},
+      {"# only a comment\n", "expected token ids, found none"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    const char *p = write_tmp("ok.txt", bad[k].content);
+    cr_assert_eq(vox_vocab_subset_read(p, &ids, &n), VOX_ERR_PARSE, "case %zu", k);
+    cr_assert(strstr(vox_last_error(), bad[k].needle), "case %zu: %s", k, vox_last_error());
+    cr_assert_null(ids);
+  }
+  cr_assert_eq(vox_vocab_subset_read("/nonexistent/subset.txt", &ids, &n), VOX_ERR_IO);
+  cr_assert(strstr(vox_last_error(), "/nonexistent/subset.txt"), "%s", vox_last_error());
+}

@@ -1,9 +1,8 @@
 /* Tests of vocabulary subsets on Qwen3's real tokenizer.json: a closed subset encodes its texts exactly as the whole
- * vocabulary does, in subset indices; other texts still round-trip byte-exactly; bad subsets and files are refused. */
+ * vocabulary does, in subset indices; other texts still round-trip byte-exactly; bad subsets are refused (the subset file's parsing: test_tokenizer.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "text/tokenizer.h"
 #include "vox_test.h"
@@ -140,40 +139,4 @@ Test(tokenizer_subset, refusals, .init = load, .fini = unload) {
   cr_assert_eq(vox_tokenizer_restrict(t, bad, 2, "bad.txt"), VOX_ERR_INVALID);
   cr_assert(strstr(vox_last_error(), "999999"), "%s", vox_last_error());
   vox_tokenizer_free(t);
-}
-
-static char tmpdir[64];
-static const char *write_tmp(const char *name, const char *content) {
-  static char path[512];
-  if (!tmpdir[0]) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/vox-subset-test-XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-  }
-  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs(content, f);
-  fclose(f);
-  return path;
-}
-
-Test(tokenizer_subset, subset_file) {
-  int32_t *ids, n;
-  VT_OK(vox_vocab_subset_read(write_tmp("ok.txt", "# a comment\n0\n  5\n\n17\r\n"), &ids, &n));
-  cr_assert(n == 3 && ids[0] == 0 && ids[1] == 5 && ids[2] == 17);
-  free(ids);
-  struct { const char *content, *needle; } bad[] = {
-      {"1\n3\n3\n", "ok.txt:3: expected ids in ascending order"},
-      {"1\nten\n", "ok.txt:2: expected one non-negative token id per line"},
-      {"1\n-4\n", "ok.txt:2: expected one non-negative"},
-      {"# only a comment\n", "expected token ids, found none"},
-  };
-  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-    const char *p = write_tmp("ok.txt", bad[k].content);
-    cr_assert_eq(vox_vocab_subset_read(p, &ids, &n), VOX_ERR_PARSE, "case %zu", k);
-    cr_assert(strstr(vox_last_error(), bad[k].needle), "case %zu: %s", k, vox_last_error());
-    cr_assert_null(ids);
-  }
-  cr_assert_eq(vox_vocab_subset_read("/nonexistent/subset.txt", &ids, &n), VOX_ERR_IO);
-  cr_assert(strstr(vox_last_error(), "/nonexistent/subset.txt"), "%s", vox_last_error());
 }
