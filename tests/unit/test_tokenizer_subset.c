@@ -1,5 +1,6 @@
 /* Tests of vocabulary subsets on Qwen3's real tokenizer.json: a closed subset encodes its texts exactly as the whole
- * vocabulary does, in subset indices; other texts still round-trip byte-exactly; bad subsets are refused (the subset file's parsing: test_tokenizer.c). */
+ * vocabulary does, in subset indices; other texts still round-trip byte-exactly; bad subsets are refused. The
+ * subset file's parsing is tested in test_tokenizer.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
