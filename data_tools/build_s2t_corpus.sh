@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the speech-to-text corpus the s2t recipes train on: an espeak-ng ASR corpus and a spoken-QA corpus,
-# QA split into train/dev, and the SFT mixes (ASR + QA). data_tools/build_s2t_corpus.sh OUT_DIR [tiny|small|medium]
+# Builds the speech-to-text corpus the s2t recipes train on: an espeak-ng ASR corpus and a spoken-QA corpus, QA split
+# into train/dev, the SFT mixes (ASR + QA) and the encoder's CTC mix (ASR + QA questions).
+# data_tools/build_s2t_corpus.sh OUT_DIR [tiny|small|medium]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
@@ -16,7 +17,30 @@ case $size in
 esac
 # The stamp names what was built, so a finished corpus is reused and a different request rebuilds.
 stamp="$out/.complete-$size-v2"
-if [ -f "$stamp" ]; then echo "s2t corpus: $out ($size, already built)"; exit 0; fi
+# The encoder's CTC data: the ASR training set plus the spoken-QA training questions as ASR items (the question is
+# the transcript), so the encoder that later hands the LLM its tokens has heard the questions' words too. Derived
+# from the synthesised files, so an earlier build gains it without being synthesised again.
+ctc_train() {
+  "$py" - "$out" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+rows = []
+for line in open(os.path.join(d, "qa", "train.jsonl"), encoding="utf-8"):
+    if not line.strip():
+        continue
+    q = json.loads(line)
+    rows.append(json.dumps({"key": "ctc-" + q["key"], "task": "asr", "audio": q["audio"], "duration": q["duration"],
+                            "text": q["question"], "speaker": q.get("speaker", "")}) + "\n")
+open(os.path.join(d, "qa", "train_questions.jsonl"), "w", encoding="utf-8").writelines(rows)
+PY
+  "$py" "$here/mix_manifests.py" --out "$out/ctc_train.jsonl" "$out/asr/train.jsonl" "$out/qa/train_questions.jsonl" \
+    > /dev/null
+}
+if [ -f "$stamp" ]; then
+  [ -f "$out/ctc_train.jsonl" ] || ctc_train
+  echo "s2t corpus: $out ($size, already built)"
+  exit 0
+fi
 rm -rf "$out"
 mkdir -p "$out"
 "$here/build_corpus.sh" asr "$out/asr" "${asr[@]}" --seed 11 > "$out/asr.log" 2>&1 || { cat "$out/asr.log" >&2; exit 1; }
@@ -32,7 +56,8 @@ open(os.path.join(d, "dev.jsonl"), "w", encoding="utf-8").writelines(rows[cut:] 
 PY
 "$py" "$here/mix_manifests.py" --out "$out/sft_train.jsonl" "$out/asr/train.jsonl" "$out/qa/train.jsonl" > /dev/null
 "$py" "$here/mix_manifests.py" --out "$out/sft_dev.jsonl" "$out/asr/dev.jsonl" "$out/qa/dev.jsonl" > /dev/null
+ctc_train
 touch "$stamp"
-for m in asr/train asr/dev qa/train qa/dev sft_train sft_dev; do
+for m in asr/train asr/dev qa/train qa/dev sft_train sft_dev ctc_train; do
   printf 's2t corpus: %-10s %5d samples\n' "$m" "$(grep -c . "$out/$m.jsonl")"
 done

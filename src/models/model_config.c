@@ -56,7 +56,7 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
                                      "encoder_ffn_dim", "max_source_positions", "input_size", "output_size",
                                      "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size",
                                      "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", "ctc_tokens", "ctc_compress",
-                                     NULL};
+                                     "ctc_compress_threshold", "ctc_posterior", NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
   const char *kind, *alphabet;
   VOX_TRY(vox_config_string(n, "kind", "whisper", &kind));
@@ -79,6 +79,14 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   VOX_TRY(vox_config_bool(n, "ctc_compress", false, &e->ctc_compress));
   if (e->ctc_compress && !alphabet[0] && !e->ctc_tokens)
     return bad(n, "ctc_compress", "needs a CTC head (ctc_alphabet or ctc_tokens) to find the symbols");
+  VOX_TRY(get_float(n, "ctc_compress_threshold", 0.0, &e->ctc_compress_threshold));
+  if (e->ctc_compress_threshold < 0.0f || e->ctc_compress_threshold > 1.0f)
+    return bad(n, "ctc_compress_threshold", "must be a blank probability in [0, 1] (0: best path)");
+  if (e->ctc_compress_threshold > 0.0f && !e->ctc_compress)
+    return bad(n, "ctc_compress_threshold", "needs ctc_compress");
+  VOX_TRY(vox_config_bool(n, "ctc_posterior", false, &e->ctc_posterior));
+  if (e->ctc_posterior && !(e->ctc_tokens && e->ctc_compress))
+    return bad(n, "ctc_posterior", "needs ctc_tokens and ctc_compress (a posterior over the LLM's tokens per position)");
   static const char *const whisper_only[] = {"num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                              "encoder_ffn_dim", "max_source_positions", NULL};
   static const char *const sanm_only[] = {"input_size", "output_size", "attention_heads", "linear_units",
@@ -307,7 +315,18 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
                         vox_config_where(n, b1, sizeof b1));
     out->input_projector.in_dim = encoder_width(&out->encoder);
     out->input_projector.out_dim = out->llm.hidden_size;
+    /* The posterior embeddings are added position by position to the projector's output. */
+    const vox_projector_config *pc = &out->input_projector;
+    bool keeps_length = pc->kind == VOX_PROJ_MLP || (pc->kind == VOX_PROJ_LINEAR && pc->k == 1) ||
+                        (pc->kind == VOX_PROJ_MINMO && pc->conv_stride == 1 && (pc->conv_kernel == 0 || pc->conv_kernel % 2));
+    if (out->encoder.ctc_posterior && !keeps_length)
+      return vox_errorf(VOX_ERR_INVALID, "%s: model.audio_encoder.ctc_posterior adds to the input projector's output "
+                        "position by position: the projector must keep the length (minmo with conv_stride 1 and an odd "
+                        "conv_kernel, mlp, or linear with k 1)", vox_config_where(n, b1, sizeof b1));
   }
+  if (out->has_encoder && out->encoder.ctc_posterior && !out->has_input_projector)
+    return vox_errorf(VOX_ERR_INVALID, "%s: model.audio_encoder.ctc_posterior needs an input_projector",
+                      vox_config_where(node, b1, sizeof b1));
   if ((n = part(node, "voice_lm", &st)), st != VOX_OK) return st;
   if (n) {
     out->has_voice_lm = true;

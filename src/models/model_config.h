@@ -20,7 +20,8 @@ typedef enum vox_encoder_kind { VOX_ENCODER_WHISPER = 0, VOX_ENCODER_SANM } vox_
 /* audio_encoder: `kind: whisper` takes HF WhisperConfig names (num_mel_bins, d_model, encoder_layers,
  * encoder_attention_heads, encoder_ffn_dim, max_source_positions); `kind: sanm` takes FunASR's SenseVoice encoder
  * names (input_size, output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size,
- * sanm_shfit). Both: dropout, checkpoint, pretrained, ctc_alphabet, ctc_compress. */
+ * sanm_shfit). Both: dropout, checkpoint, pretrained, ctc_alphabet, ctc_tokens, ctc_compress,
+ * ctc_compress_threshold, ctc_posterior. */
 typedef struct vox_mc_encoder {
   vox_encoder_kind kind;
   /* whisper */
@@ -43,6 +44,15 @@ typedef struct vox_mc_encoder {
    * LLM reads about one position per recognised character (one per token with ctc_tokens) instead of one per
    * 40 ms. Needs a CTC head; not with duplex, whose labels are per projector frame. */
   bool ctc_compress;
+  /* ctc_compress_threshold: with the compressor, a frame counts as its best non-blank symbol when the head's blank
+   * probability is below this, so an uncertain word keeps a position instead of vanishing; 0 (default): when
+   * blank is not the best class (best path). In (0, 1]. */
+  float ctc_compress_threshold;
+  /* ctc_posterior (LegoSLM): each compressed position also carries the head's mean non-blank posterior over its
+   * frames times the LLM's input embedding table, added to the projector's output, whose last layer starts at
+   * zero: a frozen LLM reads token embeddings from the first step and the projector learns what they miss.
+   * Needs ctc_tokens, ctc_compress and an input projector that keeps the length. */
+  bool ctc_posterior;
 } vox_mc_encoder;
 
 /* voice_lm: a Qwen2-architecture LM (the same keys as llm) over speech tokens: vocab_size is derived as

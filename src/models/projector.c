@@ -68,6 +68,13 @@ void vox_projector_release(vox_projector *p) {
   p->layers = NULL;
 }
 
+vox_status vox_projector_zero_output(vox_projector *p) {
+  bool minmo = p->cfg.kind == VOX_PROJ_MINMO;
+  vox_tensor *w = minmo ? p->conv.weight : p->linear2.weight, *b = minmo ? p->conv.bias : p->linear2.bias;
+  VOX_TRY(vox_tensor_fill_(w, 0.0));
+  return b ? vox_tensor_fill_(b, 0.0) : VOX_OK;
+}
+
 int64_t vox_projector_out_len(const vox_projector *p, int64_t len) {
   const vox_projector_config *c = &p->cfg;
   if (len <= 0) return 0;

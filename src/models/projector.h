@@ -48,6 +48,9 @@ typedef struct vox_projector {
 vox_status vox_projector_init(vox_projector *p, vox_params *reg, const char *prefix, const vox_projector_config *cfg,
                               vox_rng *rng);
 void vox_projector_release(vox_projector *p);
+/* Zeroes the last layer (minmo: the convolution; mlp / linear: linear2), so the projector starts out adding
+ * nothing to whatever its output is summed with, as LoRA's B starts at zero. */
+vox_status vox_projector_zero_output(vox_projector *p);
 /* Frames out for `len` frames in: minmo (len + 2*(K/2) - K) / stride + 1 (ceil(len/2) for K 3, stride 2),
  * mlp len, linear len / k. 0 stays 0. */
 int64_t vox_projector_out_len(const vox_projector *p, int64_t len);

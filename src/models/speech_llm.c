@@ -32,6 +32,7 @@ vox_status vox_speech_llm_new_from_config(const vox_model_config *cfg, uint64_t 
   if (cfg->has_encoder) VOX_CHECK_GOTO(st, vox_sllm_encoder_init(m, &rng), fail);
   if (cfg->has_input_projector)
     VOX_CHECK_GOTO(st, vox_projector_init(&m->in_proj, m->params, "input_projector.", &cfg->input_projector, &rng), fail);
+  if (cfg->has_input_projector && cfg->encoder.ctc_posterior) VOX_CHECK_GOTO(st, vox_projector_zero_output(&m->in_proj), fail);
   if (cfg->has_llm) VOX_CHECK_GOTO(st, vox_qwen2_init(&m->llm, m->params, "llm.", &cfg->llm, &rng), fail);
   if (cfg->has_output_projector)
     VOX_CHECK_GOTO(st, vox_output_projector_init(&m->out_proj, m->params, "output_projector.", cfg->output_projector_in,
@@ -84,7 +85,7 @@ vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox
   *out_lengths = NULL;
   if (!m->cfg.has_encoder || !m->cfg.has_input_projector)
     return vox_errorf(VOX_ERR_STATE, "speech_llm: encoding audio needs model.audio_encoder and model.input_projector");
-  vox_tensor *h = NULL, *hl = NULL, *pl = NULL;
+  vox_tensor *h = NULL, *hl = NULL, *pl = NULL, *post = NULL, *proj = NULL;
   vox_status st;
   /* A frozen front end needs no tape: nothing upstream of the projector's input trains. */
   bool enc_tape = vox_sllm_prefix_trains(m, "audio_encoder.");
@@ -94,18 +95,21 @@ vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox
   if (st != VOX_OK) goto done;
   if (m->cfg.encoder.ctc_compress) {
     vox_tensor *hc = NULL, *hcl = NULL;
-    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, hl, &hc, &hcl), done);
+    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, hl, &hc, &hcl, m->cfg.encoder.ctc_posterior ? &post : NULL), done);
     vox_tensor_release(h);
     vox_tensor_release(hl);
     h = hc, hl = hcl;
   }
-  VOX_CHECK_GOTO(st, vox_projector_forward(&m->in_proj, h, hl, training, rng, embeds, &pl), done);
+  VOX_CHECK_GOTO(st, vox_projector_forward(&m->in_proj, h, hl, training, rng, post ? &proj : embeds, &pl), done);
+  if (post) VOX_CHECK_GOTO(st, vox_op_add(proj, post, embeds), done);
   VOX_CHECK_GOTO(st, vox_seq_lengths_host(pl, (*embeds)->shape[0], (*embeds)->shape[1], "speech_llm audio", out_lengths),
                  done);
 done:
   vox_tensor_release(h);
   vox_tensor_release(hl);
   vox_tensor_release(pl);
+  vox_tensor_release(post);
+  vox_tensor_release(proj);
   if (st != VOX_OK) {
     vox_tensor_drop(embeds);
     return vox_error_context(st, "speech_llm encode audio: ");

@@ -1,6 +1,7 @@
 /* CTC on the composite's audio encoder: transcripts as alphabet symbols or LLM tokens, the per-symbol CTC loss,
  * best-path decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol. */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,17 +184,25 @@ vox_status vox_speech_llm_ctc_greedy(const vox_speech_llm *m, const vox_tensor *
   return VOX_OK;
 }
 
-/* Runs of one non-blank best-path symbol in rows [0, len) of a [T, V] logit matrix: seg[t] = the run frame t
- * belongs to, or -1 (blank, or a frame between runs). Returns the run count. A row with no symbol at all keeps
- * its frames as one run, so no sample reaches the LLM without audio. */
-static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, int32_t *seg) {
+/* Runs of one non-blank symbol in rows [0, len) of a [T, V] logit matrix: seg[t] = the run frame t belongs to, or
+ * -1 (blank, or a frame between runs). A frame holds its best non-blank symbol when that beats blank (best path)
+ * or, with blank_threshold > 0, when its blank probability is below the threshold. Returns the run count. A row
+ * with no symbol at all keeps its frames as one run, so no sample reaches the LLM without audio. */
+static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, float blank_threshold, int32_t *seg) {
   int32_t runs = 0;
   int64_t prev = 0;
   for (int64_t t = 0; t < len; t++) {
     const float *row = lg + t * V;
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; v++)
+    int64_t best = 1;
+    for (int64_t v = 2; v < V; v++)
       if (row[v] > row[best]) best = v;
+    bool symbol = row[best] > row[0];
+    if (blank_threshold > 0.0f) {
+      double z = 0.0, top = row[best] > row[0] ? row[best] : row[0];
+      for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - top);
+      symbol = exp((double)row[0] - top) / z < blank_threshold;
+    }
+    if (!symbol) best = 0;
     if (best != 0 && best != prev) runs++;
     seg[t] = best != 0 ? runs - 1 : -1;
     prev = best;
@@ -205,16 +214,35 @@ static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, int32_t *seg
   return runs;
 }
 
+/* The mean non-blank posterior of each run through the LLM's input embedding table: avg [B, S, T] @
+ * softmax(logits[..., 1:]) @ embed [V, H] -> [B, S, H] (LegoSLM's posterior embeddings). On the tape when the
+ * head trains, so the LLM's loss reaches the head through it. */
+static vox_status posterior_embeddings(vox_speech_llm *m, vox_tensor *logits, vox_tensor *avg, vox_tensor **out) {
+  vox_tensor *tok = NULL, *p = NULL, *mean = NULL;
+  vox_status st = vox_op_slice(logits, 2, 1, logits->shape[2], 1, &tok);
+  if (st == VOX_OK) st = vox_op_softmax(tok, 2, &p);
+  if (st == VOX_OK) st = vox_op_matmul(avg, p, false, false, &mean);
+  if (st == VOX_OK) st = vox_op_matmul(mean, m->llm.embed.weight, false, false, out);
+  vox_tensor_release(tok);
+  vox_tensor_release(p);
+  vox_tensor_release(mean);
+  return st;
+}
+
 vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths, vox_tensor **out,
-                                 vox_tensor **out_lengths) {
+                                 vox_tensor **out_lengths, vox_tensor **posterior) {
   *out = NULL, *out_lengths = NULL;
+  if (posterior) *posterior = NULL;
   VOX_TRY(need_head(m, "ctc compress"));
+  if (posterior && !m->cfg.encoder.ctc_tokens)
+    return vox_errorf(VOX_ERR_STATE, "speech_llm ctc compress: posterior embeddings need a head over the LLM's tokens");
   int64_t B = hidden->shape[0], T = hidden->shape[1];
   vox_tensor *logits = NULL, *avg = NULL;
-  /* The segmentation is a discrete choice: the head runs without a tape and no gradient reaches it here. */
-  vox_no_grad_begin();
+  /* The segmentation is a discrete choice and gets no gradient; only the posterior, when asked for, needs the
+   * head on the tape. */
+  if (!posterior) vox_no_grad_begin();
   vox_status st = vox_linear_forward(&m->ctc, hidden, &logits);
-  vox_no_grad_end();
+  if (!posterior) vox_no_grad_end();
   if (st != VOX_OK) return vox_error_context(st, "speech_llm ctc compress: ");
   int64_t V = logits->shape[2];
   float *lg = malloc((size_t)(B * T * V) * sizeof *lg), *weights = NULL;
@@ -223,7 +251,7 @@ vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tens
   if (st == VOX_OK) st = vox_seq_lengths_host(lengths, B, T, "ctc compress lengths", &lens);
   int64_t S = 1;
   for (int64_t b = 0; b < B && st == VOX_OK; b++) {
-    runs[b] = symbol_runs(lg + b * T * V, lens[b], V, seg + b * T);
+    runs[b] = symbol_runs(lg + b * T * V, lens[b], V, m->cfg.encoder.ctc_compress_threshold, seg + b * T);
     if (runs[b] > S) S = runs[b];
   }
   /* Each output row is the mean of its run's frames: one batched [S, T] x [T, d] product per sample, so the
@@ -247,8 +275,12 @@ vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tens
   if (st == VOX_OK)
     st = vox_tensor_from_host(VOX_F32, hidden->device, 3, (int64_t[]){B, S, T}, weights, &avg);
   if (st == VOX_OK) st = vox_op_matmul(avg, hidden, false, false, out);
+  if (st == VOX_OK && posterior) st = posterior_embeddings(m, logits, avg, posterior);
   if (st == VOX_OK) st = vox_seq_i32(runs, 1, (int64_t[]){B}, hidden->device, out_lengths);
-  if (st != VOX_OK) vox_tensor_drop(out);
+  if (st != VOX_OK) {
+    vox_tensor_drop(out);
+    if (posterior) vox_tensor_drop(posterior);
+  }
   vox_tensor_release(logits);
   vox_tensor_release(avg);
   free(lg);

@@ -16,10 +16,12 @@ vox_status vox_sllm_encoder_forward(vox_speech_llm *m, vox_tensor *feats, vox_te
 vox_status vox_sllm_batch_audio(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
                                 vox_tensor **audio, int32_t **lens);
 /* The CTC compressor (model.audio_encoder.ctc_compress): hidden [B, T, d] with frame counts i32 [B] -> out
- * [B, S, d] holding, per sample, the mean of each run of one non-blank best-path symbol in time order, and the
- * run counts i32 [B] (a sample with no symbol keeps all its frames as one run). Differentiable in hidden. */
+ * [B, S, d] holding, per sample, the mean of each run of one non-blank symbol in time order (best path, or blank
+ * probability below ctc_compress_threshold), and the run counts i32 [B] (a sample with no symbol keeps all its
+ * frames as one run). Differentiable in hidden. With posterior != NULL (ctc_tokens only), also each run's mean
+ * non-blank posterior times the LLM's input embeddings [B, S, llm hidden], differentiable in the head and hidden. */
 vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths, vox_tensor **out,
-                                 vox_tensor **out_lengths);
+                                 vox_tensor **out_lengths, vox_tensor **posterior);
 bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix);
 /* Audio (vox_sllm_batch_audio) + splice + LLM: hidden [B, L, H], host lens [B] and (labels != NULL) labels [B*L]. */
 vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,

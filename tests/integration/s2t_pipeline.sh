@@ -3,8 +3,8 @@
 # recipes/s2t_pipeline.yaml run, the CTC and s2t stages report WER/CER (and QA accuracy after SFT), the final checkpoint
 # holds the LoRA adapters, an interrupted s2t stage resumes to the same parameters, an ablation override works,
 # a misconfigured spelled text form and a corrupt audio file fail naming their place, a checkpoint over another
-# vocabulary subset is refused, and `vox demo` runs its three steps; the CTC compressor with a spelled LM warm-up runs
-# as an ablation.
+# vocabulary subset is refused, and `vox demo` runs its three steps; a character CTC compressor with a spelled LM
+# warm-up and the uncompressed frame-rate interface run as ablations.
 set -euo pipefail
 : "${VOX:?set VOX to the vox binary}" "${VOX_SOURCE_DIR:?set VOX_SOURCE_DIR to the repository}"
 tmp=$(mktemp -d /tmp/vox_s2t_XXXXXX)
@@ -23,6 +23,7 @@ tokenizer: $tok
 model:
   llm: {vocab_subset: $tmp/data/vocab_subset.txt}
 data:
+  ctc_train: {manifest: $tmp/data/ctc_train.jsonl}
   asr_train: {manifest: $tmp/data/asr/train.jsonl}
   asr_dev: {manifest: $tmp/data/asr/dev.jsonl}
   sft_train: {manifest: $tmp/data/sft_train.jsonl}
@@ -31,7 +32,8 @@ data:
   text_forms: {manifest: $tmp/data/text_forms.jsonl}
   text_dev: {manifest: $tmp/data/sft_dev.jsonl}
 EOF
-short=(stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0
+# tiny.yaml's duplex predictor labels every projector frame, which the recipe's CTC compressor removes.
+short=("~model.duplex" stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0
        stages.lm_warmup.steps=3 stages.prealign.steps=2 stages.fullalign.steps=4 stages.sft.steps=2
        stages.fullalign.eval.every=0 stages.fullalign.checkpoint.every=0)
 
@@ -59,7 +61,7 @@ ls "$tmp/r2/checkpoints" | grep -q 's03-step00000002.h5' || { ls "$tmp/r2/checkp
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/r2" "${short[@]}" stages.sft.steps=1 > "$tmp/r2b.out" 2>&1 \
   || { cat "$tmp/r2b.out"; fail "resumed run"; }
 if command -v h5dump > /dev/null; then
-  for name in input_projector.conv.weight audio_encoder.encoder.layers.0.fc1.weight; do
+  for name in input_projector.conv.weight input_projector.layers.0.mlp.fc1.weight; do
     a=$(h5dump -d "/params/$name" "$tmp/run/checkpoints/s03-step00000004.h5" | sed 1,3d)
     b=$(h5dump -d "/params/$name" "$tmp/r2/checkpoints/s03-step00000004.h5" | sed 1,3d)
     [ -n "$a" ] && [ "$a" = "$b" ] || fail "resumed fullalign differs in $name"
@@ -69,10 +71,16 @@ fi
 # 3. Ablations by override: a wider LoRA, the MLP projector.
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 stages.sft.lora.rank=16 \
   model.input_projector.kind=mlp > "$tmp/abl.out" 2>&1 || { cat "$tmp/abl.out"; fail "ablation overrides"; }
-# ... and the CTC compressor with the spelled LM warm-up (docs/results.md).
+# ... a character CTC head compressed without posteriors, with the spelled LM warm-up (docs/results.md) ...
 "$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl_ctc" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 \
-  +model.audio_encoder.ctc_compress=true +model.input_projector.conv_stride=1 "~model.duplex" +data.text_train.spelled=true \
-  +data.text_train.spelling_noise=0.1 > "$tmp/abl_ctc.out" 2>&1 || { cat "$tmp/abl_ctc.out"; fail "ctc_compress + spelled"; }
+  "~model.audio_encoder.ctc_tokens" "~model.audio_encoder.ctc_posterior" "+model.audio_encoder.ctc_alphabet= abcdefghijklmnopqrstuvwxyz'" \
+  +data.text_train.spelled=true +data.text_train.spelling_noise=0.1 > "$tmp/abl_ctc.out" 2>&1 \
+  || { cat "$tmp/abl_ctc.out"; fail "character ctc_compress + spelled"; }
+# ... and the uncompressed frame-rate interface (the design before).
+"$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl_frames" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 \
+  "~model.audio_encoder.ctc_compress" "~model.audio_encoder.ctc_posterior" model.input_projector.conv_stride=2 \
+  > "$tmp/abl_frames.out" 2>&1 \
+  || { cat "$tmp/abl_frames.out"; fail "frame-rate interface"; }
 
 # 3b. A spelled text form needs speech_as_text: the error says so.
 if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/sp" "${short[@]}" stages.encoder_warmup.steps=1 \

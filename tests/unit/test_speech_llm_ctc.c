@@ -1,7 +1,9 @@
 /* The audio encoder's CTC head: transcripts become alphabet symbols as documented, the head counts in the part's
  * analytic size, best-path decoding merges repeats and drops blanks, a few AdamW steps on one batch drive the loss
  * down until greedy decoding reads the transcripts back, the CTC compressor keeps one mean frame per symbol run and
- * passes gradients to those frames, and a model without the head says so. */
+ * passes gradients to those frames (with a blank-probability threshold, uncertain frames too), posterior embeddings
+ * (a token head's mean posterior through the LLM's embeddings) are what a fresh model hands the LLM and are
+ * differentiable, and a model without the head, or with inconsistent keys, says so. */
 #include <criterion/logging.h>
 #include <math.h>
 #include <stdio.h>
@@ -164,7 +166,7 @@ Test(speech_llm_ctc, compressor_keeps_one_mean_frame_per_symbol_run) {
       hv[(b * T + t) * D + best[b][t]] = 10.0f;
     }
   vox_tensor *lens = vt_from_i32(VT_SHAPE(B), (int32_t[]){7, 4}), *out = NULL, *out_lens = NULL;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens));
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL));
   cr_assert(out->shape[0] == B && out->shape[1] == 3 && out->shape[2] == D, "out [%lld, %lld, %lld]",
             (long long)out->shape[0], (long long)out->shape[1], (long long)out->shape[2]);
   int32_t runs[B];
@@ -305,4 +307,174 @@ Test(speech_llm_ctc, token_head_over_a_vocabulary_subset) {
   rmdir(dir);
   vox_tokenizer_free(full);
   vox_tokenizer_free(tok);
+}
+
+/* A token head with posterior embeddings: 5 LLM tokens (classes 6 with blank), an MLP projector. */
+static const char *POSTERIOR =
+    "model:\n"
+    "  audio_encoder: {kind: whisper, num_mel_bins: 8, d_model: 32, encoder_layers: 1, encoder_attention_heads: 2,\n"
+    "                  encoder_ffn_dim: 64, max_source_positions: 64, ctc_tokens: true, ctc_compress: true,\n"
+    "                  ctc_posterior: true}\n"
+    "  input_projector: {kind: mlp}\n"
+    "  llm: {vocab_size: 5, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,\n"
+    "        intermediate_size: 32, tie_word_embeddings: true}\n"
+    "  audio_token: {id: 4}\n";
+
+enum { PB = 2, PT = 7, PD = 32, PV = 6, PH = 16 };
+
+static vox_speech_llm *posterior_model(void) {
+  vox_config *c = NULL;
+  VT_OK(vox_config_parse_string(POSTERIOR, "posterior.yaml", &c));
+  vox_speech_llm *m = NULL;
+  VT_OK(vox_speech_llm_new(vox_config_get(c, "model"), 5, &m));
+  vox_config_free(c);
+  /* The head reads hidden dims 0..PV-1 as its logits. */
+  float *w = vox_tensor_f32(vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.weight"));
+  memset(w, 0, sizeof(float) * PV * PD);
+  memset(vox_tensor_f32(vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.bias")), 0, sizeof(float) * PV);
+  for (int v = 0; v < PV; v++) w[v * PD + v] = 1.0f;
+  return m;
+}
+
+/* Hidden states whose logits (dims 0..PV-1) have best class best[b][t] by a margin of 3 over small noise. */
+static vox_tensor *hidden_with_best(const int best[PB][PT], uint64_t seed) {
+  vox_tensor *h = vt_uniform(VT_SHAPE(PB, PT, PD), seed, -0.5f, 0.5f, true);
+  float *hv = vox_tensor_f32(h);
+  for (int b = 0; b < PB; b++)
+    for (int t = 0; t < PT; t++) hv[(b * PT + t) * PD + best[b][t]] += 3.0f;
+  return h;
+}
+
+static vox_status posterior_of(void *ctx, vox_tensor *const *in, vox_tensor **out) {
+  void **args = ctx; /* {model, frame counts} */
+  vox_tensor *c = NULL, *cl = NULL;
+  vox_status st = vox_sllm_ctc_compress(args[0], in[0], args[1], &c, &cl, out);
+  vox_tensor_release(c);
+  vox_tensor_release(cl);
+  return st;
+}
+
+Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_through_the_embedding_table) {
+  vox_speech_llm *m = posterior_model();
+  /* The projector adds nothing at the start: its last layer is zero. */
+  const vox_tensor *w2 = vox_params_get(m->params, "input_projector.linear2.weight");
+  for (int64_t i = 0; i < vox_tensor_numel(w2); i++) cr_assert_eq(vox_tensor_f32(w2)[i], 0.0f);
+  /* row 0: t1 t1 blank t1 t2 t2 | (past its 6 frames) -> runs {0,1} {3} {4,5}; row 1: t3 blank t3 t3 -> {0} {2,3} */
+  const int best[PB][PT] = {{2, 2, 0, 2, 3, 3, 4}, {4, 0, 4, 4, 0, 0, 0}};
+  vox_tensor *h = hidden_with_best(best, 3), *lens = vt_from_i32(VT_SHAPE(PB), (int32_t[]){6, 4});
+  vox_tensor *out = NULL, *out_lens = NULL, *post = NULL;
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, &post));
+  cr_assert(post->ndim == 3 && post->shape[0] == PB && post->shape[1] == 3 && post->shape[2] == PH, "posterior shape");
+  const int runs[PB][3][3] = {{{0, 1, -1}, {3, -1, -1}, {4, 5, -1}}, {{0, -1, -1}, {2, 3, -1}, {-1, -1, -1}}};
+  const float *hv = vox_tensor_f32(h), *E = vox_tensor_f32(m->llm.embed.weight), *pv = vox_tensor_f32(post);
+  for (int b = 0; b < PB; b++)
+    for (int r = 0; r < 3; r++) {
+      double mean[PV - 1] = {0};
+      int n = 0;
+      for (; n < 3 && runs[b][r][n] >= 0; n++) {
+        const float *lg = hv + (b * PT + runs[b][r][n]) * PD;
+        double z = 0;
+        for (int v = 1; v < PV; v++) z += exp(lg[v]);
+        for (int v = 1; v < PV; v++) mean[v - 1] += exp(lg[v]) / z;
+      }
+      for (int d = 0; d < PH; d++) {
+        double want = 0;
+        for (int k = 0; k < PV - 1 && n; k++) want += mean[k] / n * E[k * PH + d];
+        cr_assert_float_eq(pv[(b * 3 + r) * PH + d], want, 1e-5, "sample %d run %d dim %d", b, r, d);
+      }
+    }
+  /* Differentiable in the hidden states (and so in the head and the encoder below it). */
+  void *ctx[2] = {m, lens};
+  vt_gradcheck("ctc posterior embeddings", posterior_of, ctx, 1, (vox_tensor *[]){h}, NULL);
+  vox_tensor_release(out);
+  vox_tensor_release(out_lens);
+  vox_tensor_release(post);
+  vox_tensor_release(lens);
+  vox_tensor_release(h);
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, encoded_audio_starts_as_the_posterior_embeddings) {
+  vox_speech_llm *m = posterior_model();
+  vox_tensor *feats = vt_randn(VT_SHAPE(2, 20, 8), 11, 1.0f, false), *lens = vt_from_i32(VT_SHAPE(2), (int32_t[]){20, 14});
+  vox_tensor *emb = NULL, *h = NULL, *hl = NULL, *c = NULL, *cl = NULL, *post = NULL;
+  int32_t *alen = NULL, runs[2];
+  vox_no_grad_begin();
+  VT_OK(vox_speech_llm_encode_audio(m, feats, lens, false, NULL, &emb, &alen));
+  VT_OK(vox_sllm_encoder_forward(m, feats, lens, false, NULL, &h, &hl));
+  VT_OK(vox_sllm_ctc_compress(m, h, hl, &c, &cl, &post));
+  vox_no_grad_end();
+  VT_OK(vox_tensor_read_i32(cl, runs));
+  cr_assert(alen[0] == runs[0] && alen[1] == runs[1], "lengths %d %d vs runs %d %d", alen[0], alen[1], runs[0], runs[1]);
+  vt_assert_close(emb, post, 1e-6, 1e-6, "projector output + posterior at zero-initialised projector");
+  free(alen);
+  vox_tensor_release(emb);
+  vox_tensor_release(h);
+  vox_tensor_release(hl);
+  vox_tensor_release(c);
+  vox_tensor_release(cl);
+  vox_tensor_release(post);
+  vox_tensor_release(feats);
+  vox_tensor_release(lens);
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, a_blank_threshold_keeps_uncertain_frames) {
+  vox_speech_llm *m = posterior_model();
+  /* Frames 0-3: blank is the best class by a logit margin of 0.4 over one token, p(blank) ~ 0.59 < 0.7, so they
+   * form runs {0,1} (token 1), {2} (token 2), {3} (token 1); frames 4-6 are blank-confident (margin 3). */
+  float hv[PT * PD] = {0};
+  const int tok[PT] = {2, 2, 3, 2, 0, 0, 0};
+  for (int t = 0; t < PT; t++) {
+    for (int v = 1; v < PV; v++) hv[t * PD + v] = -4.0f;
+    hv[t * PD + 0] = tok[t] ? 0.4f : 3.0f;
+    if (tok[t]) hv[t * PD + tok[t]] = 0.0f;
+  }
+  vox_tensor *h = vt_from_f32(VT_SHAPE(1, PT, PD), hv);
+  vox_tensor *lens = vt_from_i32(VT_SHAPE(1), (int32_t[]){PT}), *out = NULL, *out_lens = NULL;
+  int32_t runs = 0;
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL)); /* best path: no symbol, all frames one run */
+  VT_OK(vox_tensor_read_i32(out_lens, &runs));
+  cr_assert_eq(runs, 1);
+  vox_tensor_drop(&out);
+  vox_tensor_drop(&out_lens);
+  m->cfg.encoder.ctc_compress_threshold = 0.7f;
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL));
+  VT_OK(vox_tensor_read_i32(out_lens, &runs));
+  cr_assert_eq(runs, 3, "runs %d", runs);
+  const float *ov = vox_tensor_f32(out);
+  cr_assert_float_eq(ov[0 * PD + 2], 0.0f, 1e-6); /* run {0,1}: class 2 (token 1) at its logit 0 */
+  cr_assert_float_eq(ov[1 * PD + 3], 0.0f, 1e-6); /* run {2}: class 3 */
+  cr_assert_float_eq(ov[1 * PD + 2], -4.0f, 1e-6);
+  cr_assert_float_eq(ov[2 * PD + 0], 0.4f, 1e-6); /* run {3}: blank's logit */
+  vox_tensor_release(out);
+  vox_tensor_release(out_lens);
+  vox_tensor_release(lens);
+  vox_tensor_release(h);
+  vox_speech_llm_free(m);
+}
+
+Test(speech_llm_ctc, posterior_and_threshold_keys_are_checked) {
+  const char *bad[][2] = {
+      {"model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress: true, ctc_posterior: true}\n",
+       "ctc_posterior"},
+      {"model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress_threshold: 0.5}\n",
+       "ctc_compress_threshold"},
+      {"model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress: true, ctc_compress_threshold: 1.5}\n",
+       "ctc_compress_threshold"},
+      {"model:\n  audio_encoder: {kind: whisper, ctc_tokens: true, ctc_compress: true, ctc_posterior: true}\n"
+       "  input_projector: {kind: minmo}\n"
+       "  llm: {vocab_size: 5, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,\n"
+       "        intermediate_size: 32}\n  audio_token: {id: 4}\n",
+       "keep the length"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    vox_config *c = NULL;
+    vox_model_config mc;
+    VT_OK(vox_config_parse_string(bad[i][0], "bad.yaml", &c));
+    cr_assert_neq(vox_model_config_parse(vox_config_get(c, "model"), &mc), VOX_OK, "case %zu parsed", i);
+    cr_assert(strstr(vox_last_error(), "bad.yaml:") && strstr(vox_last_error(), bad[i][1]), "case %zu: %s", i,
+              vox_last_error());
+    vox_config_free(c);
+  }
 }
