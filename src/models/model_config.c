@@ -56,7 +56,8 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
                                      "encoder_ffn_dim", "max_source_positions", "input_size", "output_size",
                                      "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size",
                                      "sanm_shfit", "dropout", "checkpoint", "pretrained", "ctc_alphabet", "ctc_tokens", "ctc_compress",
-                                     "ctc_compress_threshold", "ctc_posterior", NULL};
+                                     "ctc_compress_threshold", "ctc_posterior", "ctc_posterior_temperature",
+                                     NULL};
   VOX_TRY(vox_config_check_keys(n, keys));
   const char *kind, *alphabet;
   VOX_TRY(vox_config_string(n, "kind", "whisper", &kind));
@@ -87,6 +88,10 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
   VOX_TRY(vox_config_bool(n, "ctc_posterior", false, &e->ctc_posterior));
   if (e->ctc_posterior && !(e->ctc_tokens && e->ctc_compress))
     return bad(n, "ctc_posterior", "needs ctc_tokens and ctc_compress (a posterior over the LLM's tokens per position)");
+  VOX_TRY(get_float(n, "ctc_posterior_temperature", 1.0, &e->ctc_posterior_temperature));
+  if (!(e->ctc_posterior_temperature > 0.0f)) return bad(n, "ctc_posterior_temperature", "must be > 0");
+  if (vox_config_get(n, "ctc_posterior_temperature") && !e->ctc_posterior)
+    return bad(n, "ctc_posterior_temperature", "needs ctc_posterior");
   static const char *const whisper_only[] = {"num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads",
                                              "encoder_ffn_dim", "max_source_positions", NULL};
   static const char *const sanm_only[] = {"input_size", "output_size", "attention_heads", "linear_units",

@@ -21,7 +21,7 @@ typedef enum vox_encoder_kind { VOX_ENCODER_WHISPER = 0, VOX_ENCODER_SANM } vox_
  * encoder_attention_heads, encoder_ffn_dim, max_source_positions); `kind: sanm` takes FunASR's SenseVoice encoder
  * names (input_size, output_size, attention_heads, linear_units, num_blocks, tp_blocks, kernel_size,
  * sanm_shfit). Both: dropout, checkpoint, pretrained, ctc_alphabet, ctc_tokens, ctc_compress,
- * ctc_compress_threshold, ctc_posterior. */
+ * ctc_compress_threshold, ctc_posterior, ctc_posterior_temperature. */
 typedef struct vox_mc_encoder {
   vox_encoder_kind kind;
   /* whisper */
@@ -53,6 +53,9 @@ typedef struct vox_mc_encoder {
    * zero: a frozen LLM reads token embeddings from the first step and the projector learns what they miss.
    * Needs ctc_tokens, ctc_compress and an input projector that keeps the length. */
   bool ctc_posterior;
+  /* ctc_posterior_temperature: the head's logits are divided by it before the softmax of the posterior
+   * embeddings (default 1; below 1 sharpens toward the best token's embedding). > 0; needs ctc_posterior. */
+  float ctc_posterior_temperature;
 } vox_mc_encoder;
 
 /* voice_lm: a Qwen2-architecture LM (the same keys as llm) over speech tokens: vocab_size is derived as

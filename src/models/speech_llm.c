@@ -3,6 +3,7 @@
  * Loading lives in speech_llm_load.c, generation in speech_llm_generate.c. */
 #include "models/speech_llm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,42 +80,59 @@ bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix) {
   return vox_speech_llm_numel(m, prefix, true) > 0;
 }
 
+/* The encoder's output [B, T, d] (frame counts hl) through the CTC compressor (when configured) and the input
+ * projector, plus the posterior embeddings with ctc_posterior: the LLM's audio embeddings and host lengths. */
+static vox_status audio_from_hidden(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *hl, bool training, vox_rng *rng,
+                                    vox_tensor **embeds, int32_t **out_lengths) {
+  vox_tensor *h = vox_tensor_retain(hidden), *l = vox_tensor_retain(hl), *pl = NULL, *post = NULL, *proj = NULL;
+  vox_status st = VOX_OK;
+  if (m->cfg.encoder.ctc_compress) {
+    vox_tensor *hc = NULL, *hcl = NULL;
+    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, l, &hc, &hcl, m->cfg.encoder.ctc_posterior ? &post : NULL), done);
+    vox_tensor_release(h);
+    vox_tensor_release(l);
+    h = hc, l = hcl;
+  }
+  VOX_CHECK_GOTO(st, vox_projector_forward(&m->in_proj, h, l, training, rng, post ? &proj : embeds, &pl), done);
+  if (post) VOX_CHECK_GOTO(st, vox_op_add(proj, post, embeds), done);
+  st = vox_seq_lengths_host(pl, (*embeds)->shape[0], (*embeds)->shape[1], "speech_llm audio", out_lengths);
+done:
+  vox_tensor_release(h);
+  vox_tensor_release(l);
+  vox_tensor_release(pl);
+  vox_tensor_release(post);
+  vox_tensor_release(proj);
+  if (st != VOX_OK) vox_tensor_drop(embeds);
+  return st;
+}
+
+static vox_status need_audio_path(const vox_speech_llm *m) {
+  if (!m->cfg.has_encoder || !m->cfg.has_input_projector)
+    return vox_errorf(VOX_ERR_STATE, "speech_llm: encoding audio needs model.audio_encoder and model.input_projector");
+  return VOX_OK;
+}
+
+/* The encoder forward, on the tape only when some encoder parameter trains. */
+static vox_status encoder_hidden(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
+                                 vox_rng *rng, vox_tensor **h, vox_tensor **hl) {
+  bool enc_tape = vox_sllm_prefix_trains(m, "audio_encoder.");
+  if (!enc_tape) vox_no_grad_begin();
+  vox_status st = vox_sllm_encoder_forward(m, feats, lengths, training, rng, h, hl);
+  if (!enc_tape) vox_no_grad_end();
+  return st;
+}
+
 vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths, bool training,
                                        vox_rng *rng, vox_tensor **embeds, int32_t **out_lengths) {
   *embeds = NULL;
   *out_lengths = NULL;
-  if (!m->cfg.has_encoder || !m->cfg.has_input_projector)
-    return vox_errorf(VOX_ERR_STATE, "speech_llm: encoding audio needs model.audio_encoder and model.input_projector");
-  vox_tensor *h = NULL, *hl = NULL, *pl = NULL, *post = NULL, *proj = NULL;
-  vox_status st;
-  /* A frozen front end needs no tape: nothing upstream of the projector's input trains. */
-  bool enc_tape = vox_sllm_prefix_trains(m, "audio_encoder.");
-  if (!enc_tape) vox_no_grad_begin();
-  st = vox_sllm_encoder_forward(m, feats, lengths, training, rng, &h, &hl);
-  if (!enc_tape) vox_no_grad_end();
-  if (st != VOX_OK) goto done;
-  if (m->cfg.encoder.ctc_compress) {
-    vox_tensor *hc = NULL, *hcl = NULL;
-    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, hl, &hc, &hcl, m->cfg.encoder.ctc_posterior ? &post : NULL), done);
-    vox_tensor_release(h);
-    vox_tensor_release(hl);
-    h = hc, hl = hcl;
-  }
-  VOX_CHECK_GOTO(st, vox_projector_forward(&m->in_proj, h, hl, training, rng, post ? &proj : embeds, &pl), done);
-  if (post) VOX_CHECK_GOTO(st, vox_op_add(proj, post, embeds), done);
-  VOX_CHECK_GOTO(st, vox_seq_lengths_host(pl, (*embeds)->shape[0], (*embeds)->shape[1], "speech_llm audio", out_lengths),
-                 done);
-done:
+  VOX_TRY(need_audio_path(m));
+  vox_tensor *h = NULL, *hl = NULL;
+  vox_status st = encoder_hidden(m, feats, lengths, training, rng, &h, &hl);
+  if (st == VOX_OK) st = audio_from_hidden(m, h, hl, training, rng, embeds, out_lengths);
   vox_tensor_release(h);
   vox_tensor_release(hl);
-  vox_tensor_release(pl);
-  vox_tensor_release(post);
-  vox_tensor_release(proj);
-  if (st != VOX_OK) {
-    vox_tensor_drop(embeds);
-    return vox_error_context(st, "speech_llm encode audio: ");
-  }
-  return VOX_OK;
+  return st == VOX_OK ? st : vox_error_context(st, "speech_llm encode audio: ");
 }
 
 vox_status vox_speech_llm_splice(vox_speech_llm *m, const vox_s2t_batch *b, vox_tensor *audio, const int32_t *a_lens,
@@ -324,6 +342,48 @@ done:
   free(tg);
   if (st != VOX_OK) return vox_error_context(st, "speech_llm s2t loss: ");
   return VOX_OK;
+}
+
+vox_status vox_speech_llm_s2t_ctc_loss(vox_speech_llm *m, const vox_s2t_batch *b, const char *const *transcripts,
+                                       float ctc_weight, bool training, vox_rng *rng, vox_tensor **loss,
+                                       int64_t *n_target_tokens, double *ctc_value) {
+  *loss = NULL;
+  if (ctc_value) *ctc_value = NAN;
+  if (!(ctc_weight > 0.0f)) return vox_speech_llm_s2t_loss(m, b, training, rng, loss, n_target_tokens);
+  VOX_TRY(need_audio_path(m));
+  if (!b->features || b->audio)
+    return vox_errorf(VOX_ERR_INVALID, "speech_llm s2t + ctc loss: the batch needs features (and no precomputed audio)");
+  bool any = false;
+  for (int i = 0; i < b->B; i++) any = any || transcripts[i];
+  if (!any) return vox_speech_llm_s2t_loss(m, b, training, rng, loss, n_target_tokens);
+  vox_tensor *h = NULL, *hl = NULL, *logits = NULL, *ctc = NULL, *lm = NULL, *scaled = NULL, *audio = NULL;
+  int32_t *alens = NULL;
+  vox_status st;
+  /* One encoder forward feeds both losses. */
+  VOX_CHECK_GOTO(st, encoder_hidden(m, b->features, b->feat_lens, training, rng, &h, &hl), done);
+  VOX_CHECK_GOTO(st, vox_linear_forward(&m->ctc, h, &logits), done);
+  VOX_CHECK_GOTO(st, vox_speech_llm_ctc_loss_from_logits(m, logits, hl, transcripts, &ctc, NULL), done);
+  VOX_CHECK_GOTO(st, audio_from_hidden(m, h, hl, training, rng, &audio, &alens), done);
+  vox_s2t_batch with_audio = *b;
+  with_audio.audio = audio;
+  with_audio.audio_lens = alens;
+  VOX_CHECK_GOTO(st, vox_speech_llm_s2t_loss(m, &with_audio, training, rng, &lm, n_target_tokens), done);
+  VOX_CHECK_GOTO(st, vox_op_affine(ctc, ctc_weight, 0.0, &scaled), done);
+  VOX_CHECK_GOTO(st, vox_op_add(lm, scaled, loss), done);
+  if (ctc_value) {
+    double v = 0;
+    if (vox_tensor_item(ctc, &v) == VOX_OK) *ctc_value = v;
+  }
+done:
+  vox_tensor_release(h);
+  vox_tensor_release(hl);
+  vox_tensor_release(logits);
+  vox_tensor_release(ctc);
+  vox_tensor_release(lm);
+  vox_tensor_release(scaled);
+  vox_tensor_release(audio);
+  free(alens);
+  return st == VOX_OK ? st : vox_error_context(st, "speech_llm s2t + ctc loss: ");
 }
 
 vox_status vox_speech_llm_voice_loss(vox_speech_llm *m, const vox_voice_batch *b, bool training, vox_rng *rng,

@@ -75,7 +75,8 @@ vox_status vox_speech_llm_alphabet_symbols(const char *alphabet, const char *tex
 vox_status vox_speech_llm_ctc_loss(vox_speech_llm *m, vox_tensor *feats, vox_tensor *lengths,
                                    const char *const *texts, bool training, vox_rng *rng, vox_tensor **loss,
                                    int64_t *n_symbols);
-/* The same loss from logits vox_speech_llm_ctc_logits gave (an eval that also decodes encodes once). */
+/* The same loss from logits vox_speech_llm_ctc_logits gave (an eval that also decodes encodes once). A NULL
+ * texts[b] leaves row b out (no loss, no gradient); at least one row needs a symbol. */
 vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *logits, vox_tensor *frame_lens,
                                                const char *const *texts, vox_tensor **loss, int64_t *n_symbols);
 /* Best-path decoding of ctc logits (argmax per frame, repeats merged, blanks dropped): B malloc'd strings. */
@@ -115,6 +116,13 @@ vox_status vox_speech_llm_splice(vox_speech_llm *m, const vox_s2t_batch *b, vox_
  * would dominate time and memory). *n_target_tokens gets that row count. */
 vox_status vox_speech_llm_s2t_loss(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,
                                    vox_tensor **loss, int64_t *n_target_tokens);
+/* The S2T loss plus ctc_weight times the encoder head's CTC loss (per transcript symbol) on the rows whose
+ * transcripts[b] is not NULL, from one encoder forward: the alignment stages can train the encoder without the
+ * segmentation its CTC head gives the compressor drifting. ctc_weight 0, or no transcript in the batch: exactly
+ * vox_speech_llm_s2t_loss. *ctc_value (may be NULL) gets the CTC term's value (NAN when not computed). */
+vox_status vox_speech_llm_s2t_ctc_loss(vox_speech_llm *m, const vox_s2t_batch *b, const char *const *transcripts,
+                                       float ctc_weight, bool training, vox_rng *rng, vox_tensor **loss,
+                                       int64_t *n_target_tokens, double *ctc_value);
 
 typedef struct vox_generate_opts {
   int max_new_tokens;

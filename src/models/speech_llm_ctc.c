@@ -98,9 +98,14 @@ vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *lo
   vox_tensor *targets = NULL, *tlens = NULL, *rows = NULL, *sum = NULL;
   vox_status st = sym && slen ? VOX_OK : vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc loss: out of memory");
   int64_t S = 1, total = 0;
+  float *keep = malloc((size_t)B * sizeof *keep);
+  if (st == VOX_OK && !keep) st = vox_errorf(VOX_ERR_NOMEM, "speech_llm ctc loss: out of memory");
+  bool some_skipped = false;
   for (int64_t b = 0; b < B && st == VOX_OK; b++) {
     int n = 0;
-    st = vox_speech_llm_ctc_symbols(m, texts[b], &sym[b], &n);
+    keep[b] = texts[b] ? 1.0f : 0.0f;
+    some_skipped = some_skipped || !texts[b];
+    if (texts[b]) st = vox_speech_llm_ctc_symbols(m, texts[b], &sym[b], &n);
     slen[b] = n, total += n;
     if (n > S) S = n;
   }
@@ -110,6 +115,14 @@ vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *lo
   if (st == VOX_OK) st = vox_seq_i32(flat, 2, (int64_t[]){B, S}, logits->device, &targets);
   if (st == VOX_OK) st = vox_seq_i32(slen, 1, (int64_t[]){B}, logits->device, &tlens);
   if (st == VOX_OK) st = vox_op_ctc_loss(logits, targets, frame_lens, tlens, 0, &rows);
+  if (st == VOX_OK && some_skipped) { /* rows without a transcript carry no loss (not "all blank") */
+    vox_tensor *mask = NULL, *masked = NULL;
+    st = vox_tensor_from_host(VOX_F32, logits->device, 1, (int64_t[]){B}, keep, &mask);
+    if (st == VOX_OK) st = vox_op_mul(rows, mask, &masked);
+    vox_tensor_release(mask);
+    vox_tensor_release(rows);
+    rows = masked;
+  }
   if (st == VOX_OK) st = vox_op_sum(rows, 0, NULL, false, &sum);
   if (st == VOX_OK) st = vox_op_affine(sum, 1.0 / (double)total, 0.0, loss);
   if (st == VOX_OK && n_symbols) *n_symbols = total;
@@ -117,6 +130,7 @@ vox_status vox_speech_llm_ctc_loss_from_logits(vox_speech_llm *m, vox_tensor *lo
   free(sym);
   free(slen);
   free(flat);
+  free(keep);
   vox_tensor_release(targets);
   vox_tensor_release(tlens);
   vox_tensor_release(rows);
@@ -215,15 +229,17 @@ static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, float blank_
 }
 
 /* The mean non-blank posterior of each run through the LLM's input embedding table: avg [B, S, T] @
- * softmax(logits[..., 1:]) @ embed [V, H] -> [B, S, H] (LegoSLM's posterior embeddings). On the tape when the
+ * softmax(logits[..., 1:] / temperature) @ embed [V, H] -> [B, S, H] (LegoSLM's posterior embeddings). On the tape when the
  * head trains, so the LLM's loss reaches the head through it. */
 static vox_status posterior_embeddings(vox_speech_llm *m, vox_tensor *logits, vox_tensor *avg, vox_tensor **out) {
-  vox_tensor *tok = NULL, *p = NULL, *mean = NULL;
+  vox_tensor *tok = NULL, *scaled = NULL, *p = NULL, *mean = NULL;
   vox_status st = vox_op_slice(logits, 2, 1, logits->shape[2], 1, &tok);
-  if (st == VOX_OK) st = vox_op_softmax(tok, 2, &p);
+  if (st == VOX_OK) st = vox_op_affine(tok, 1.0 / m->cfg.encoder.ctc_posterior_temperature, 0.0, &scaled);
+  if (st == VOX_OK) st = vox_op_softmax(scaled, 2, &p);
   if (st == VOX_OK) st = vox_op_matmul(avg, p, false, false, &mean);
   if (st == VOX_OK) st = vox_op_matmul(mean, m->llm.embed.weight, false, false, out);
   vox_tensor_release(tok);
+  vox_tensor_release(scaled);
   vox_tensor_release(p);
   vox_tensor_release(mean);
   return st;

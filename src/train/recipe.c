@@ -17,7 +17,7 @@ static const char *const top_keys[] = {"run_dir", "seed", "device", "precision",
                                        "distributed" /* read by dist/train_dist.c */, NULL};
 static const char *const stage_keys[] = {"name", "task", "init", "trainable", "frozen", "lora", "data", "optimizer",
                                          "schedule", "steps", "batch", "clip_grad_norm", "activation_checkpointing",
-                                         "eval", "checkpoint", "max_bad_steps", "log_every", NULL};
+                                         "eval", "checkpoint", "max_bad_steps", "log_every", "loss", NULL};
 static const char *const optim_keys[] = {"kind", "lr", "weight_decay", "betas", "eps", "momentum", "nesterov",
                                          "groups", NULL};
 static const char *const group_keys[] = {"name", "params", "lr", "weight_decay", NULL};
@@ -191,6 +191,12 @@ static vox_status parse_stage(const vox_config *n, int idx, vox_recipe_stage *s)
   double frac;
   VOX_TRY(vox_config_float(data, "fraction", 1.0, &frac));
   if (!(frac > 0 && frac <= 1)) return err_at(vox_config_get(data, "fraction"), VOX_ERR_PARSE, "must be in (0, 1]");
+  vox_config *loss = vox_config_get(n, "loss");
+  if (loss) {
+    if (!vt->loss_keys) return err_at(loss, VOX_ERR_PARSE, "this stage's task takes no loss options");
+    VOX_TRY(need_map(loss));
+    VOX_TRY(vox_config_check_keys(loss, vt->loss_keys));
+  }
   VOX_TRY(parse_optimizer(vox_config_get(n, "optimizer"), s));
   /* schedule */
   vox_config *sc = vox_config_get(n, "schedule");

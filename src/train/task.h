@@ -100,6 +100,8 @@ typedef struct vox_task_vtable {
    * may be NULL); the trainer rejects anything else with a suggestion. */
   const char *const *data_keys;
   const char *const *eval_keys;
+  /* Keys the task accepts under the stage's `loss` node (loss weights); NULL: the stage may not have one. */
+  const char *const *loss_keys;
 
   vox_status (*open)(const vox_task_ctx *ctx, void **state);
   /* Takes the next training micro-batch (epochs roll over by themselves) and runs the forward in training

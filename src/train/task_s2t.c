@@ -20,6 +20,7 @@ typedef struct s2t_state {
   char *train_path, *dev_path;
   vox_s2t_prompts prompts;
   int32_t audio_id, eos[2];
+  float ctc_weight; /* loss.ctc_weight: the encoder's CTC loss on ASR rows kept during alignment */
 } s2t_state;
 
 static void s2t_close(void *p) {
@@ -38,6 +39,22 @@ static vox_status read_prompts(s2t_state *s) {
   VOX_TRY(vox_config_string(st, "data.prompts.system", s->prompts.system, &s->prompts.system));
   VOX_TRY(vox_config_string(st, "data.prompts.asr_instruction", s->prompts.asr_instruction, &s->prompts.asr_instruction));
   s->prompts.audio_token = s->slm->cfg.audio_token_text;
+  return VOX_OK;
+}
+
+static vox_status read_ctc_weight(s2t_state *s) {
+  double w;
+  VOX_TRY(vox_config_float(s->ctx.stage, "loss.ctc_weight", 0.0, &w));
+  const vox_config *n = vox_config_get(s->ctx.stage, "loss.ctc_weight");
+  char where[256];
+  if (n) vox_config_where(n, where, sizeof where);
+  if (!(w >= 0.0))
+    return vox_errorf(VOX_ERR_INVALID, "%s: loss.ctc_weight must be >= 0 (got %g)", n ? where : "?", w);
+  if (w > 0.0 && !s->slm->cfg.encoder.ctc_classes)
+    return vox_errorf(VOX_ERR_INVALID, "%s: loss.ctc_weight needs the encoder's CTC head (model.audio_encoder."
+                      "ctc_alphabet or ctc_tokens)", where);
+  if (w > 0.0 && s->slm->cfg.encoder.ctc_tokens) vox_speech_llm_borrow_tokenizer(s->slm, s->ctx.tokenizer);
+  s->ctc_weight = (float)w;
   return VOX_OK;
 }
 
@@ -60,6 +77,7 @@ static vox_status s2t_open(const vox_task_ctx *ctx, void **out) {
   vox_status st = vox_tokenizer_token_to_id(ctx->tokenizer, "<|im_end|>", &s->eos[0]);
   if (st == VOX_OK) st = vox_tokenizer_token_to_id(ctx->tokenizer, "<|endoftext|>", &s->eos[1]);
   if (st == VOX_OK) st = read_prompts(s);
+  if (st == VOX_OK) st = read_ctc_weight(s);
   const char **names = NULL;
   int n = 0;
   if (st == VOX_OK) st = vox_task_train_sets(ctx, &names, &n);
@@ -139,7 +157,14 @@ static vox_status s2t_train_batch(void *p, vox_rng *rng, vox_tensor **loss, vox_
   s2t_inputs in;
   vox_status st = inputs_make(s, bt, s->train_path, false, &in);
   int64_t n_tokens = 0, frames = 0;
-  if (st == VOX_OK) st = vox_speech_llm_s2t_loss(s->slm, &in.b, true, rng, loss, &n_tokens);
+  /* ASR rows carry a transcript for the CTC term; spoken-QA rows (their text is the answer) do not. */
+  const char **transcripts = s->ctc_weight > 0.0f ? calloc((size_t)bt->B, sizeof *transcripts) : NULL;
+  if (st == VOX_OK && s->ctc_weight > 0.0f && !transcripts) st = vox_errorf(VOX_ERR_NOMEM, "task s2t: out of memory");
+  for (int64_t i = 0; transcripts && i < bt->B; i++)
+    if (bt->samples[i]->task && !strcmp(bt->samples[i]->task, "asr")) transcripts[i] = bt->samples[i]->text;
+  if (st == VOX_OK)
+    st = vox_speech_llm_s2t_ctc_loss(s->slm, &in.b, transcripts, s->ctc_weight, true, rng, loss, &n_tokens, NULL);
+  free(transcripts);
   for (int64_t i = 0; i < bt->B; i++) frames += bt->lengths[i];
   *counts = (vox_task_counts){.tokens = n_tokens, .frames = frames, .samples = bt->B};
   inputs_free(&in); /* safe after a failed inputs_make, which leaves it zeroed */
@@ -258,12 +283,14 @@ static vox_status s2t_seek(void *p, const vox_task_pos *pos) {
 
 static const char *const s2t_data_keys[] = {"prompts", NULL};
 static const char *const s2t_eval_keys[] = {"beam_size", "max_new_tokens", "decode", NULL};
+static const char *const s2t_loss_keys[] = {"ctc_weight", NULL};
 
 static const vox_task_vtable s2t_task = {
     .name = "s2t",
     .summary = "speech-to-text alignment on asr / s2t_chat manifests (eval: loss, WER, CER, QA accuracy)",
     .data_keys = s2t_data_keys,
     .eval_keys = s2t_eval_keys,
+    .loss_keys = s2t_loss_keys,
     .open = s2t_open,
     .train_batch = s2t_train_batch,
     .eval = s2t_eval,

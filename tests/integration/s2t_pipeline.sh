@@ -82,6 +82,16 @@ fi
   > "$tmp/abl_frames.out" 2>&1 \
   || { cat "$tmp/abl_frames.out"; fail "frame-rate interface"; }
 
+# ... and MinMo's full-align training the encoder, its CTC loss kept (loss.ctc_weight) so the compressor's
+# segmentation holds; a negative weight is refused naming the key.
+"$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl_hybrid" "${short[@]}" stages.encoder_warmup.steps=1 stages.lm_warmup.steps=1 \
+  'stages.fullalign.trainable=[input_projector.*, audio_encoder.*]' +stages.fullalign.loss.ctc_weight=0.3 \
+  > "$tmp/abl_hybrid.out" 2>&1 || { cat "$tmp/abl_hybrid.out"; fail "full-align with loss.ctc_weight"; }
+grep -q "'fullalign' (task s2t).*parameters train" "$tmp/abl_hybrid.out" || { cat "$tmp/abl_hybrid.out"; fail "no fullalign"; }
+if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/abl_neg" "${short[@]}" +stages.fullalign.loss.ctc_weight=-1 \
+     > "$tmp/abl_neg.out" 2>&1; then fail "a negative loss.ctc_weight was accepted"; fi
+grep -q "loss.ctc_weight must be >= 0" "$tmp/abl_neg.out" || { cat "$tmp/abl_neg.out"; fail "no clear ctc_weight error"; }
+
 # 3b. A spelled text form needs speech_as_text: the error says so.
 if "$VOX" train "$tmp/t.yaml" run_dir="$tmp/sp" "${short[@]}" stages.encoder_warmup.steps=1 \
      +data.text_train.spelled=true data.text_train.speech_as_text=false > "$tmp/sp.out" 2>&1; then

@@ -354,6 +354,28 @@ static vox_status posterior_of(void *ctx, vox_tensor *const *in, vox_tensor **ou
   return st;
 }
 
+/* post [PB, 3, PH] against the runs' mean softmax(logits[1:] / temperature) through the embedding table. */
+static void check_posterior(const vox_speech_llm *m, const vox_tensor *h, const vox_tensor *post, double temperature) {
+  const int runs[PB][3][3] = {{{0, 1, -1}, {3, -1, -1}, {4, 5, -1}}, {{0, -1, -1}, {2, 3, -1}, {-1, -1, -1}}};
+  const float *hv = vox_tensor_f32(h), *E = vox_tensor_f32(m->llm.embed.weight), *pv = vox_tensor_f32(post);
+  for (int b = 0; b < PB; b++)
+    for (int r = 0; r < 3; r++) {
+      double mean[PV - 1] = {0};
+      int n = 0;
+      for (; n < 3 && runs[b][r][n] >= 0; n++) {
+        const float *lg = hv + (b * PT + runs[b][r][n]) * PD;
+        double z = 0;
+        for (int v = 1; v < PV; v++) z += exp(lg[v] / temperature);
+        for (int v = 1; v < PV; v++) mean[v - 1] += exp(lg[v] / temperature) / z;
+      }
+      for (int d = 0; d < PH; d++) {
+        double want = 0;
+        for (int k = 0; k < PV - 1 && n; k++) want += mean[k] / n * E[k * PH + d];
+        cr_assert_float_eq(pv[(b * 3 + r) * PH + d], want, 1e-5, "T %g sample %d run %d dim %d", temperature, b, r, d);
+      }
+    }
+}
+
 Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_through_the_embedding_table) {
   vox_speech_llm *m = posterior_model();
   /* The projector adds nothing at the start: its last layer is zero. */
@@ -365,27 +387,17 @@ Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_thro
   vox_tensor *out = NULL, *out_lens = NULL, *post = NULL;
   VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, &post));
   cr_assert(post->ndim == 3 && post->shape[0] == PB && post->shape[1] == 3 && post->shape[2] == PH, "posterior shape");
-  const int runs[PB][3][3] = {{{0, 1, -1}, {3, -1, -1}, {4, 5, -1}}, {{0, -1, -1}, {2, 3, -1}, {-1, -1, -1}}};
-  const float *hv = vox_tensor_f32(h), *E = vox_tensor_f32(m->llm.embed.weight), *pv = vox_tensor_f32(post);
-  for (int b = 0; b < PB; b++)
-    for (int r = 0; r < 3; r++) {
-      double mean[PV - 1] = {0};
-      int n = 0;
-      for (; n < 3 && runs[b][r][n] >= 0; n++) {
-        const float *lg = hv + (b * PT + runs[b][r][n]) * PD;
-        double z = 0;
-        for (int v = 1; v < PV; v++) z += exp(lg[v]);
-        for (int v = 1; v < PV; v++) mean[v - 1] += exp(lg[v]) / z;
-      }
-      for (int d = 0; d < PH; d++) {
-        double want = 0;
-        for (int k = 0; k < PV - 1 && n; k++) want += mean[k] / n * E[k * PH + d];
-        cr_assert_float_eq(pv[(b * 3 + r) * PH + d], want, 1e-5, "sample %d run %d dim %d", b, r, d);
-      }
-    }
+  check_posterior(m, h, post, 1.0);
   /* Differentiable in the hidden states (and so in the head and the encoder below it). */
   void *ctx[2] = {m, lens};
   vt_gradcheck("ctc posterior embeddings", posterior_of, ctx, 1, (vox_tensor *[]){h}, NULL);
+  /* A temperature below 1 sharpens the posterior (model.audio_encoder.ctc_posterior_temperature). */
+  vox_tensor_drop(&out);
+  vox_tensor_drop(&out_lens);
+  vox_tensor_drop(&post);
+  m->cfg.encoder.ctc_posterior_temperature = 0.5f;
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, &post));
+  check_posterior(m, h, post, 0.5);
   vox_tensor_release(out);
   vox_tensor_release(out_lens);
   vox_tensor_release(post);
@@ -462,11 +474,19 @@ Test(speech_llm_ctc, posterior_and_threshold_keys_are_checked) {
        "ctc_compress_threshold"},
       {"model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress: true, ctc_compress_threshold: 1.5}\n",
        "ctc_compress_threshold"},
+      {"model:\n  audio_encoder: {kind: whisper, ctc_alphabet: ab, ctc_compress: true, ctc_posterior_temperature: 0.5}\n",
+       "ctc_posterior_temperature"},
       {"model:\n  audio_encoder: {kind: whisper, ctc_tokens: true, ctc_compress: true, ctc_posterior: true}\n"
        "  input_projector: {kind: minmo}\n"
        "  llm: {vocab_size: 5, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,\n"
        "        intermediate_size: 32}\n  audio_token: {id: 4}\n",
        "keep the length"},
+      {"model:\n  audio_encoder: {kind: whisper, ctc_tokens: true, ctc_compress: true, ctc_posterior: true,\n"
+       "                  ctc_posterior_temperature: 0}\n"
+       "  input_projector: {kind: mlp}\n"
+       "  llm: {vocab_size: 5, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,\n"
+       "        intermediate_size: 32}\n  audio_token: {id: 4}\n",
+       "must be > 0"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     vox_config *c = NULL;
@@ -477,4 +497,70 @@ Test(speech_llm_ctc, posterior_and_threshold_keys_are_checked) {
               vox_last_error());
     vox_config_free(c);
   }
+}
+
+/* The alignment loss with the encoder's CTC kept (loss.ctc_weight): one encoder forward, the S2T loss plus the
+ * weighted CTC loss of the rows with a transcript, and the head gets a gradient it does not get through the
+ * compressor alone. */
+Test(speech_llm_ctc, s2t_loss_with_ctc_adds_the_weighted_ctc_of_transcribed_rows) {
+  vox_config *c = NULL;
+  VT_OK(vox_config_parse_string(
+      "model:\n"
+      "  audio_encoder: {kind: whisper, num_mel_bins: 8, d_model: 32, encoder_layers: 1, encoder_attention_heads: 2,\n"
+      "                  encoder_ffn_dim: 64, max_source_positions: 64, ctc_alphabet: \" abc'\", ctc_compress: true}\n"
+      "  input_projector: {kind: mlp}\n"
+      "  llm: {vocab_size: 5, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1,\n"
+      "        intermediate_size: 32}\n"
+      "  audio_token: {id: 4}\n",
+      "hybrid.yaml", &c));
+  vox_speech_llm *m = NULL;
+  VT_OK(vox_speech_llm_new(vox_config_get(c, "model"), 7, &m));
+  vox_config_free(c);
+  vox_tensor *feats = vt_randn(VT_SHAPE(2, 20, 8), 21, 1.0f, false), *lens = vt_from_i32(VT_SHAPE(2), (int32_t[]){20, 16});
+  const int32_t ids0[] = {1, 4, 2, 3, 0}, ids1[] = {2, 4, 3, 1};
+  const int32_t lab0[] = {-100, -100, 2, 3, 0}, lab1[] = {-100, -100, 3, 1};
+  const int32_t *ids[] = {ids0, ids1}, *labels[] = {lab0, lab1}, n_ids[] = {5, 4};
+  vox_s2t_batch b = {.B = 2, .features = feats, .feat_lens = lens, .ids = ids, .labels = labels, .n_ids = n_ids};
+  const char *transcripts[] = {"ab c", NULL}; /* row 1 stands for a spoken question: no CTC term */
+  vox_tensor *s2t = NULL, *ctc = NULL, *hybrid = NULL;
+  int64_t n_lm = 0, n_h = 0;
+  double ctc_seen = 0, h = 0, a = 0, k = 0;
+  VT_OK(vox_speech_llm_s2t_loss(m, &b, false, NULL, &s2t, &n_lm));
+  /* The CTC of row 0 alone: a batch of one. */
+  vox_tensor *f0 = NULL, *l0 = vt_from_i32(VT_SHAPE(1), (int32_t[]){20}), *f0c = NULL;
+  VT_OK(vox_op_slice(feats, 0, 0, 1, 1, &f0));
+  VT_OK(vox_op_contiguous(f0, &f0c));
+  VT_OK(vox_speech_llm_ctc_loss(m, f0c, l0, transcripts, false, NULL, &ctc, NULL));
+  VT_OK(vox_speech_llm_s2t_ctc_loss(m, &b, transcripts, 0.5f, false, NULL, &hybrid, &n_h, &ctc_seen));
+  VT_OK(vox_tensor_item(hybrid, &h));
+  VT_OK(vox_tensor_item(s2t, &a));
+  VT_OK(vox_tensor_item(ctc, &k));
+  cr_assert_eq(n_h, n_lm);
+  cr_assert_float_eq(ctc_seen, k, 1e-5, "ctc term %g, row 0 alone %g", ctc_seen, k);
+  cr_assert_float_eq(h, a + 0.5 * k, 1e-5, "hybrid %g, s2t %g + 0.5 * ctc %g", h, a, k);
+  /* Gradients: the compressor's segmentation gives the head none; the CTC term does. */
+  vox_tensor *head = vox_params_get(m->params, "audio_encoder.ctc.ctc_lo.weight");
+  VT_OK(vox_backward(s2t, NULL));
+  cr_assert(!head->grad, "the S2T loss alone reached the CTC head");
+  VT_OK(vox_backward(hybrid, NULL));
+  cr_assert(head->grad, "the CTC term did not reach the head");
+  double norm = 0;
+  for (int64_t i = 0; i < vox_tensor_numel(head->grad); i++) norm += fabs(vox_tensor_f32(head->grad)[i]);
+  cr_assert_gt(norm, 0.0);
+  /* Weight 0 is the S2T loss itself. */
+  vox_tensor *plain = NULL;
+  double p = 0;
+  VT_OK(vox_speech_llm_s2t_ctc_loss(m, &b, transcripts, 0.0f, false, NULL, &plain, NULL, NULL));
+  VT_OK(vox_tensor_item(plain, &p));
+  cr_assert_float_eq(p, a, 1e-6);
+  vox_tensor_release(plain);
+  vox_tensor_release(s2t);
+  vox_tensor_release(ctc);
+  vox_tensor_release(hybrid);
+  vox_tensor_release(f0);
+  vox_tensor_release(f0c);
+  vox_tensor_release(l0);
+  vox_tensor_release(feats);
+  vox_tensor_release(lens);
+  vox_speech_llm_free(m);
 }

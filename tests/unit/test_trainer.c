@@ -292,6 +292,7 @@ Test(trainer, bad_recipes_name_file_line_and_key) {
                "did you mean 'keep_last'");
   expect_error(NULL, NULL, ", hidden: 3", "bad.yaml:", "model.llm.hidden");
   expect_error("debug: {inject_nan_at: 3}\n", NULL, NULL, "bad.yaml:", "list of step numbers");
+  expect_error(NULL, "    steps: 2\n    loss: {ctc_weight: 0.3}\n", NULL, "bad.yaml:", "takes no loss options");
   /* a dataset whose manifest does not exist */
   char p[512];
   snprintf(p, sizeof p, "%s", write_recipe("bad2.yaml", "runBad2", NULL, NULL, NULL));
