@@ -87,7 +87,8 @@ static vox_status parse_encoder(const vox_config *n, vox_mc_encoder *e, char *pr
     return bad(n, "ctc_compress_threshold", "needs ctc_compress");
   VOX_TRY(vox_config_bool(n, "ctc_posterior", false, &e->ctc_posterior));
   if (e->ctc_posterior && !(e->ctc_tokens && e->ctc_compress))
-    return bad(n, "ctc_posterior", "needs ctc_tokens and ctc_compress (a posterior over the LLM's tokens per position)");
+    return bad(n, "ctc_posterior",
+               "needs ctc_tokens and ctc_compress (a posterior over the LLM's tokens per position)");
   VOX_TRY(get_float(n, "ctc_posterior_temperature", 1.0, &e->ctc_posterior_temperature));
   if (!(e->ctc_posterior_temperature > 0.0f)) return bad(n, "ctc_posterior_temperature", "must be > 0");
   if (vox_config_get(n, "ctc_posterior_temperature") && !e->ctc_posterior)
@@ -322,8 +323,9 @@ vox_status vox_model_config_parse(const vox_config *node, vox_model_config *out)
     out->input_projector.out_dim = out->llm.hidden_size;
     /* The posterior embeddings are added position by position to the projector's output. */
     const vox_projector_config *pc = &out->input_projector;
+    bool odd_kernel = pc->conv_kernel == 0 || pc->conv_kernel % 2; /* 0: the default 3 */
     bool keeps_length = pc->kind == VOX_PROJ_MLP || (pc->kind == VOX_PROJ_LINEAR && pc->k == 1) ||
-                        (pc->kind == VOX_PROJ_MINMO && pc->conv_stride == 1 && (pc->conv_kernel == 0 || pc->conv_kernel % 2));
+                        (pc->kind == VOX_PROJ_MINMO && pc->conv_stride == 1 && odd_kernel);
     if (out->encoder.ctc_posterior && !keeps_length)
       return vox_errorf(VOX_ERR_INVALID, "%s: model.audio_encoder.ctc_posterior adds to the input projector's output "
                         "position by position: the projector must keep the length (minmo with conv_stride 1 and an odd "

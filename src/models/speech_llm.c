@@ -1,6 +1,6 @@
 /* The speech LLM composite: construction of the configured parts in one registry, the audio front end, splicing
- * audio embeddings into ChatML streams, the S2T loss on gathered label rows, and the voice-LM and duplex losses.
- * Loading lives in speech_llm_load.c, generation in speech_llm_generate.c. */
+ * audio embeddings into ChatML streams, the S2T loss on gathered label rows (alone or with the encoder's CTC loss),
+ * and the voice-LM and duplex losses. Loading lives in speech_llm_load.c, generation in speech_llm_generate.c. */
 #include "models/speech_llm.h"
 
 #include <math.h>
@@ -33,7 +33,8 @@ vox_status vox_speech_llm_new_from_config(const vox_model_config *cfg, uint64_t 
   if (cfg->has_encoder) VOX_CHECK_GOTO(st, vox_sllm_encoder_init(m, &rng), fail);
   if (cfg->has_input_projector)
     VOX_CHECK_GOTO(st, vox_projector_init(&m->in_proj, m->params, "input_projector.", &cfg->input_projector, &rng), fail);
-  if (cfg->has_input_projector && cfg->encoder.ctc_posterior) VOX_CHECK_GOTO(st, vox_projector_zero_output(&m->in_proj), fail);
+  if (cfg->has_input_projector && cfg->encoder.ctc_posterior)
+    VOX_CHECK_GOTO(st, vox_projector_zero_output(&m->in_proj), fail);
   if (cfg->has_llm) VOX_CHECK_GOTO(st, vox_qwen2_init(&m->llm, m->params, "llm.", &cfg->llm, &rng), fail);
   if (cfg->has_output_projector)
     VOX_CHECK_GOTO(st, vox_output_projector_init(&m->out_proj, m->params, "output_projector.", cfg->output_projector_in,
@@ -352,7 +353,8 @@ vox_status vox_speech_llm_s2t_ctc_loss(vox_speech_llm *m, const vox_s2t_batch *b
   if (!(ctc_weight > 0.0f)) return vox_speech_llm_s2t_loss(m, b, training, rng, loss, n_target_tokens);
   VOX_TRY(need_audio_path(m));
   if (!b->features || b->audio)
-    return vox_errorf(VOX_ERR_INVALID, "speech_llm s2t + ctc loss: the batch needs features (and no precomputed audio)");
+    return vox_errorf(VOX_ERR_INVALID,
+                      "speech_llm s2t + ctc loss: the batch needs features (and no precomputed audio)");
   bool any = false;
   for (int i = 0; i < b->B; i++) any = any || transcripts[i];
   if (!any) return vox_speech_llm_s2t_loss(m, b, training, rng, loss, n_target_tokens);

@@ -1,5 +1,6 @@
 /* CTC on the composite's audio encoder: transcripts as alphabet symbols or LLM tokens, the per-symbol CTC loss,
- * best-path decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol. */
+ * best-path decoding, and the CTC compressor that shortens the encoder output to one frame per recognised symbol
+ * (with, for a token head, each position's posterior through the LLM's embeddings). */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -229,8 +230,8 @@ static int32_t symbol_runs(const float *lg, int64_t len, int64_t V, float blank_
 }
 
 /* The mean non-blank posterior of each run through the LLM's input embedding table: avg [B, S, T] @
- * softmax(logits[..., 1:] / temperature) @ embed [V, H] -> [B, S, H] (LegoSLM's posterior embeddings). On the tape when the
- * head trains, so the LLM's loss reaches the head through it. */
+ * softmax(logits[..., 1:] / temperature) @ embed [V, H] -> [B, S, H] (LegoSLM's posterior embeddings). On the
+ * tape when the head trains, so the LLM's loss reaches the head through it. */
 static vox_status posterior_embeddings(vox_speech_llm *m, vox_tensor *logits, vox_tensor *avg, vox_tensor **out) {
   vox_tensor *tok = NULL, *scaled = NULL, *p = NULL, *mean = NULL;
   vox_status st = vox_op_slice(logits, 2, 1, logits->shape[2], 1, &tok);

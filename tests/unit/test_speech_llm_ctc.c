@@ -408,7 +408,8 @@ Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_thro
 
 Test(speech_llm_ctc, encoded_audio_starts_as_the_posterior_embeddings) {
   vox_speech_llm *m = posterior_model();
-  vox_tensor *feats = vt_randn(VT_SHAPE(2, 20, 8), 11, 1.0f, false), *lens = vt_from_i32(VT_SHAPE(2), (int32_t[]){20, 14});
+  vox_tensor *feats = vt_randn(VT_SHAPE(2, 20, 8), 11, 1.0f, false);
+  vox_tensor *lens = vt_from_i32(VT_SHAPE(2), (int32_t[]){20, 14});
   vox_tensor *emb = NULL, *h = NULL, *hl = NULL, *c = NULL, *cl = NULL, *post = NULL;
   int32_t *alen = NULL, runs[2];
   vox_no_grad_begin();
@@ -417,7 +418,8 @@ Test(speech_llm_ctc, encoded_audio_starts_as_the_posterior_embeddings) {
   VT_OK(vox_sllm_ctc_compress(m, h, hl, &c, &cl, &post));
   vox_no_grad_end();
   VT_OK(vox_tensor_read_i32(cl, runs));
-  cr_assert(alen[0] == runs[0] && alen[1] == runs[1], "lengths %d %d vs runs %d %d", alen[0], alen[1], runs[0], runs[1]);
+  cr_assert(alen[0] == runs[0] && alen[1] == runs[1], "lengths %d %d vs runs %d %d", alen[0], alen[1], runs[0],
+            runs[1]);
   vt_assert_close(emb, post, 1e-6, 1e-6, "projector output + posterior at zero-initialised projector");
   free(alen);
   vox_tensor_release(emb);
