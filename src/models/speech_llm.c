@@ -83,13 +83,14 @@ bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix) {
 
 /* The encoder's output [B, T, d] (frame counts hl) through the CTC compressor (when configured) and the input
  * projector, plus the posterior embeddings with ctc_posterior: the LLM's audio embeddings and host lengths. */
-static vox_status audio_from_hidden(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *hl, bool training, vox_rng *rng,
-                                    vox_tensor **embeds, int32_t **out_lengths) {
+static vox_status audio_from_hidden(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *hl, vox_tensor *head_logits,
+                                    bool training, vox_rng *rng, vox_tensor **embeds, int32_t **out_lengths) {
   vox_tensor *h = vox_tensor_retain(hidden), *l = vox_tensor_retain(hl), *pl = NULL, *post = NULL, *proj = NULL;
   vox_status st = VOX_OK;
   if (m->cfg.encoder.ctc_compress) {
     vox_tensor *hc = NULL, *hcl = NULL;
-    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, l, &hc, &hcl, m->cfg.encoder.ctc_posterior ? &post : NULL), done);
+    vox_tensor **want_post = m->cfg.encoder.ctc_posterior ? &post : NULL;
+    VOX_CHECK_GOTO(st, vox_sllm_ctc_compress(m, h, l, head_logits, &hc, &hcl, want_post), done);
     vox_tensor_release(h);
     vox_tensor_release(l);
     h = hc, l = hcl;
@@ -130,7 +131,7 @@ vox_status vox_speech_llm_encode_audio(vox_speech_llm *m, vox_tensor *feats, vox
   VOX_TRY(need_audio_path(m));
   vox_tensor *h = NULL, *hl = NULL;
   vox_status st = encoder_hidden(m, feats, lengths, training, rng, &h, &hl);
-  if (st == VOX_OK) st = audio_from_hidden(m, h, hl, training, rng, embeds, out_lengths);
+  if (st == VOX_OK) st = audio_from_hidden(m, h, hl, NULL, training, rng, embeds, out_lengths);
   vox_tensor_release(h);
   vox_tensor_release(hl);
   return st == VOX_OK ? st : vox_error_context(st, "speech_llm encode audio: ");
@@ -365,7 +366,8 @@ vox_status vox_speech_llm_s2t_ctc_loss(vox_speech_llm *m, const vox_s2t_batch *b
   VOX_CHECK_GOTO(st, encoder_hidden(m, b->features, b->feat_lens, training, rng, &h, &hl), done);
   VOX_CHECK_GOTO(st, vox_linear_forward(&m->ctc, h, &logits), done);
   VOX_CHECK_GOTO(st, vox_speech_llm_ctc_loss_from_logits(m, logits, hl, transcripts, &ctc, NULL), done);
-  VOX_CHECK_GOTO(st, audio_from_hidden(m, h, hl, training, rng, &audio, &alens), done);
+  /* the compressor segments (and reads posteriors) from the same head logits the CTC loss used */
+  VOX_CHECK_GOTO(st, audio_from_hidden(m, h, hl, logits, training, rng, &audio, &alens), done);
   vox_s2t_batch with_audio = *b;
   with_audio.audio = audio;
   with_audio.audio_lens = alens;

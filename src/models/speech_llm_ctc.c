@@ -246,8 +246,9 @@ static vox_status posterior_embeddings(vox_speech_llm *m, vox_tensor *logits, vo
   return st;
 }
 
-vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths, vox_tensor **out,
-                                 vox_tensor **out_lengths, vox_tensor **posterior) {
+vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths,
+                                 vox_tensor *head_logits, vox_tensor **out, vox_tensor **out_lengths,
+                                 vox_tensor **posterior) {
   *out = NULL, *out_lengths = NULL;
   if (posterior) *posterior = NULL;
   VOX_TRY(need_head(m, "ctc compress"));
@@ -257,9 +258,14 @@ vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tens
   vox_tensor *logits = NULL, *avg = NULL;
   /* The segmentation is a discrete choice and gets no gradient; only the posterior, when asked for, needs the
    * head on the tape. */
-  if (!posterior) vox_no_grad_begin();
-  vox_status st = vox_linear_forward(&m->ctc, hidden, &logits);
-  if (!posterior) vox_no_grad_end();
+  vox_status st = VOX_OK;
+  if (head_logits) {
+    logits = vox_tensor_retain(head_logits);
+  } else {
+    if (!posterior) vox_no_grad_begin();
+    st = vox_linear_forward(&m->ctc, hidden, &logits);
+    if (!posterior) vox_no_grad_end();
+  }
   if (st != VOX_OK) return vox_error_context(st, "speech_llm ctc compress: ");
   int64_t V = logits->shape[2];
   float *lg = malloc((size_t)(B * T * V) * sizeof *lg), *weights = NULL;

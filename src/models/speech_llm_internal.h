@@ -19,9 +19,11 @@ vox_status vox_sllm_batch_audio(vox_speech_llm *m, const vox_s2t_batch *b, bool 
  * [B, S, d] holding, per sample, the mean of each run of one non-blank symbol in time order (best path, or blank
  * probability below ctc_compress_threshold), and the run counts i32 [B] (a sample with no symbol keeps all its
  * frames as one run). Differentiable in hidden. With posterior != NULL (ctc_tokens only), also each run's mean
- * non-blank posterior times the LLM's input embeddings [B, S, llm hidden], differentiable in the head and hidden. */
-vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths, vox_tensor **out,
-                                 vox_tensor **out_lengths, vox_tensor **posterior);
+ * non-blank posterior times the LLM's input embeddings [B, S, llm hidden], differentiable in the head and hidden.
+ * head_logits: the head's logits on hidden when the caller already has them (NULL: computed here). */
+vox_status vox_sllm_ctc_compress(vox_speech_llm *m, vox_tensor *hidden, vox_tensor *lengths,
+                                 vox_tensor *head_logits, vox_tensor **out, vox_tensor **out_lengths,
+                                 vox_tensor **posterior);
 bool vox_sllm_prefix_trains(const vox_speech_llm *m, const char *prefix);
 /* Audio (vox_sllm_batch_audio) + splice + LLM: hidden [B, L, H], host lens [B] and (labels != NULL) labels [B*L]. */
 vox_status vox_sllm_llm_hidden(vox_speech_llm *m, const vox_s2t_batch *b, bool training, vox_rng *rng,

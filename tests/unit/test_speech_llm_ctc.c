@@ -166,7 +166,7 @@ Test(speech_llm_ctc, compressor_keeps_one_mean_frame_per_symbol_run) {
       hv[(b * T + t) * D + best[b][t]] = 10.0f;
     }
   vox_tensor *lens = vt_from_i32(VT_SHAPE(B), (int32_t[]){7, 4}), *out = NULL, *out_lens = NULL;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL));
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, NULL, &out, &out_lens, NULL));
   cr_assert(out->shape[0] == B && out->shape[1] == 3 && out->shape[2] == D, "out [%lld, %lld, %lld]",
             (long long)out->shape[0], (long long)out->shape[1], (long long)out->shape[2]);
   int32_t runs[B];
@@ -348,7 +348,7 @@ static vox_tensor *hidden_with_best(const int best[PB][PT], uint64_t seed) {
 static vox_status posterior_of(void *ctx, vox_tensor *const *in, vox_tensor **out) {
   void **args = ctx; /* {model, frame counts} */
   vox_tensor *c = NULL, *cl = NULL;
-  vox_status st = vox_sllm_ctc_compress(args[0], in[0], args[1], &c, &cl, out);
+  vox_status st = vox_sllm_ctc_compress(args[0], in[0], args[1], NULL, &c, &cl, out);
   vox_tensor_release(c);
   vox_tensor_release(cl);
   return st;
@@ -385,7 +385,7 @@ Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_thro
   const int best[PB][PT] = {{2, 2, 0, 2, 3, 3, 4}, {4, 0, 4, 4, 0, 0, 0}};
   vox_tensor *h = hidden_with_best(best, 3), *lens = vt_from_i32(VT_SHAPE(PB), (int32_t[]){6, 4});
   vox_tensor *out = NULL, *out_lens = NULL, *post = NULL;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, &post));
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, NULL, &out, &out_lens, &post));
   cr_assert(post->ndim == 3 && post->shape[0] == PB && post->shape[1] == 3 && post->shape[2] == PH, "posterior shape");
   check_posterior(m, h, post, 1.0);
   /* Differentiable in the hidden states (and so in the head and the encoder below it). */
@@ -396,7 +396,7 @@ Test(speech_llm_ctc, posterior_embeddings_are_the_runs_mean_token_posterior_thro
   vox_tensor_drop(&out_lens);
   vox_tensor_drop(&post);
   m->cfg.encoder.ctc_posterior_temperature = 0.5f;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, &post));
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, NULL, &out, &out_lens, &post));
   check_posterior(m, h, post, 0.5);
   vox_tensor_release(out);
   vox_tensor_release(out_lens);
@@ -415,7 +415,7 @@ Test(speech_llm_ctc, encoded_audio_starts_as_the_posterior_embeddings) {
   vox_no_grad_begin();
   VT_OK(vox_speech_llm_encode_audio(m, feats, lens, false, NULL, &emb, &alen));
   VT_OK(vox_sllm_encoder_forward(m, feats, lens, false, NULL, &h, &hl));
-  VT_OK(vox_sllm_ctc_compress(m, h, hl, &c, &cl, &post));
+  VT_OK(vox_sllm_ctc_compress(m, h, hl, NULL, &c, &cl, &post));
   vox_no_grad_end();
   VT_OK(vox_tensor_read_i32(cl, runs));
   cr_assert(alen[0] == runs[0] && alen[1] == runs[1], "lengths %d %d vs runs %d %d", alen[0], alen[1], runs[0],
@@ -447,13 +447,13 @@ Test(speech_llm_ctc, a_blank_threshold_keeps_uncertain_frames) {
   vox_tensor *h = vt_from_f32(VT_SHAPE(1, PT, PD), hv);
   vox_tensor *lens = vt_from_i32(VT_SHAPE(1), (int32_t[]){PT}), *out = NULL, *out_lens = NULL;
   int32_t runs = 0;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL)); /* best path: no symbol, all frames one run */
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, NULL, &out, &out_lens, NULL)); /* best path: no symbol, all frames one run */
   VT_OK(vox_tensor_read_i32(out_lens, &runs));
   cr_assert_eq(runs, 1);
   vox_tensor_drop(&out);
   vox_tensor_drop(&out_lens);
   m->cfg.encoder.ctc_compress_threshold = 0.7f;
-  VT_OK(vox_sllm_ctc_compress(m, h, lens, &out, &out_lens, NULL));
+  VT_OK(vox_sllm_ctc_compress(m, h, lens, NULL, &out, &out_lens, NULL));
   VT_OK(vox_tensor_read_i32(out_lens, &runs));
   cr_assert_eq(runs, 3, "runs %d", runs);
   const float *ov = vox_tensor_f32(out);
