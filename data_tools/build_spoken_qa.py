@@ -10,7 +10,7 @@ import random
 import corpus_common as cc
 import textgen
 
-SYSTEM = "You are a helpful voice assistant. Answer briefly."
+SYSTEM = textgen.QA_SYSTEM
 AUDIO_TAG = "<|audio|>"  # where the user's speech goes in the ChatML user turn
 
 

@@ -91,6 +91,7 @@ def sentence(rng: random.Random) -> str:
 
 
 # ---- spoken questions with checkable answers -----------------------------------------------------------------
+QA_SYSTEM = "You are a helpful voice assistant. Answer briefly."  # the system turn of every QA conversation
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"),
             ("Germany", "Berlin"), ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"),
             ("Peru", "Lima"), ("Norway", "Oslo"), ("Greece", "Athens"), ("Portugal", "Lisbon"),

@@ -19,7 +19,7 @@ static int usage(FILE *f) {
           "recipes/s2t_pipeline.yaml (encoder and LM warm-ups, pre-align, full-align, LoRA SFT) and prints every\n"
           "stage's dev metrics. Overrides go to the recipe (e.g. stages.sft.lora.rank=16). Re-running resumes or\n"
           "reprints.\n"
-          "  --size     corpus size: medium (default, ~3.5 h of speech), small, tiny (smoke test)\n"
+          "  --size     corpus size: medium (default, ~8.5 h of speech), small, tiny (smoke test)\n"
           "  --run-dir  where checkpoints and metrics.jsonl go (default checkpoints/s2t_pipeline in the source tree)\n"
           "  --data     corpus folder (default data/s2t in the source tree)\n");
   return f == stdout ? 0 : 2;
@@ -162,9 +162,11 @@ static int cmd_demo(int argc, char **argv) {
     return 1;
   }
 
-  /* The LM warm-up's fresh transcripts (a few seconds; the dev and test sentences are never among them). */
+  /* The LM warm-up's fresh transcripts (a few seconds; the dev and test sentences are never among them), written
+   * in the user turn as the encoder hands them over (unpunctuated, with a few word errors: --heard). */
   snprintf(cmd, sizeof cmd, "[ -s '%s/text_forms.jsonl' ] || python3 '%s/data_tools/build_text_forms.py' "
-           "'%s/text_forms.jsonl' --n 40000 --seed 13 --exclude '%s/asr/dev.jsonl' '%s/asr/test.jsonl' 2>&1",
+           "'%s/text_forms.jsonl' --n 40000 --qa 4000 --seed 13 --heard 0.05,0.06,0.02 --exclude '%s/asr/dev.jsonl' "
+           "'%s/asr/test.jsonl' 2>&1",
            data, src, data, data, data);
   if (run_script(cmd, true, NULL, 0) != 0) {
     fprintf(stderr, "vox demo: writing the text forms failed (data_tools/build_text_forms.py)\n");

@@ -94,4 +94,37 @@ if "$py" "$VOX_SOURCE_DIR/data_tools/convert_manifest.py" kaldi "$tmp/kaldi" --o
   fail "converter accepted an utterance without transcript"
 fi
 grep -q "wav.scp:4: 'utt9' has no transcript" "$tmp/k2.err" || { cat "$tmp/k2.err"; fail "converter message"; }
+# Text forms for the LLM warm-up: --heard writes the same sentences, its user turns unpunctuated with word errors at
+# about the asked rate and the answers as written; --qa adds question conversations; a malformed --heard is refused.
+"$py" "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/tf.jsonl" --n 400 --seed 3 > /dev/null || fail "text forms"
+"$py" "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/tfh.jsonl" --n 400 --qa 50 --seed 3 \
+  --heard 0.1,0.1,0.05 > /dev/null || fail "heard text forms"
+"$py" - "$tmp/tf.jsonl" "$tmp/tfh.jsonl" <<'PY' || fail "heard text forms content"
+import json, re, sys
+clean = [json.loads(l) for l in open(sys.argv[1])]
+heard = [json.loads(l) for l in open(sys.argv[2])]
+questions = heard[400:]
+heard = heard[:400]
+assert len(clean) == len(heard) == 400 and len(questions) == 50
+for q in questions:
+    system, user, reply = (m["content"] for m in q["messages"])
+    assert system == "You are a helpful voice assistant. Answer briefly." and reply == q["text"], q
+    assert not re.search(r"[.?!,]", user) and reply.endswith("."), q
+changed = words = 0
+for c, h in zip(clean, heard):
+    assert c["text"] == h["text"] and h["messages"][2]["content"] == h["text"], "the answer must stay the sentence"
+    user = h["messages"][1]["content"]
+    said, instruction = user.rsplit("\n", 1)
+    assert instruction == "Transcribe the speech." and not re.search(r"[.?!,]", said), user
+    ref = re.sub(r"[.?!,]", "", c["text"]).split()
+    words += len(ref)
+    changed += sum(a != b for a, b in zip(ref, said.split())) + abs(len(ref) - len(said.split()))
+    assert c["messages"][1]["content"] == c["text"] + "\nTranscribe the speech."
+rate = changed / words
+assert 0.05 < rate < 0.6, f"heard forms differ from the sentences in {rate:.2f} of the words"
+PY
+if "$py" "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/bad.jsonl" --n 5 --heard 0.5,0.6 2>"$tmp/tf.err"; then
+  fail "build_text_forms.py accepted --heard 0.5,0.6"
+fi
+grep -q "expected SUB,DROP,INSERT" "$tmp/tf.err" || { cat "$tmp/tf.err"; fail "--heard message"; }
 echo "data_tools: all corpora built and checked"

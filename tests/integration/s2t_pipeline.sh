@@ -13,8 +13,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 tok=$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; exit 77; }
 
 "$VOX_SOURCE_DIR/data_tools/build_s2t_corpus.sh" "$tmp/data" tiny > /dev/null || fail "build_s2t_corpus.sh tiny"
-python3 "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/data/text_forms.jsonl" --n 200 --seed 5 \
-  --exclude "$tmp/data/asr/dev.jsonl" > /dev/null || fail "build_text_forms.py"
+python3 "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/data/text_forms.jsonl" --n 200 --qa 20 --seed 5 \
+  --heard 0.05,0.06,0.02 --exclude "$tmp/data/asr/dev.jsonl" > /dev/null || fail "build_text_forms.py"
 "$VOX_SOURCE_DIR/data_tools/build_vocab_subset.sh" "$VOX" "$tok" "$tmp/data/vocab_subset.txt" "$tmp/data/sft_train.jsonl" \
   "$tmp/data/text_forms.jsonl" 2> "$tmp/subset.err" || { cat "$tmp/subset.err"; fail "build_vocab_subset.sh"; }
 cat > "$tmp/t.yaml" <<EOF
