@@ -162,8 +162,8 @@ static int cmd_demo(int argc, char **argv) {
     return 1;
   }
 
-  /* The LM warm-up's fresh transcripts (a few seconds; the dev and test sentences are never among them), written
-   * in the user turn as the encoder hands them over (unpunctuated, with a few word errors: --heard). */
+  /* The LM warm-up's fresh transcripts and questions (a few seconds; the dev and test sentences are never among
+   * them), written in the user turn as the encoder hands them over (unpunctuated, a few word errors: --heard). */
   snprintf(cmd, sizeof cmd, "[ -s '%s/text_forms.jsonl' ] || python3 '%s/data_tools/build_text_forms.py' "
            "'%s/text_forms.jsonl' --n 40000 --qa 4000 --seed 13 --heard 0.05,0.06,0.02 --exclude '%s/asr/dev.jsonl' "
            "'%s/asr/test.jsonl' 2>&1",
