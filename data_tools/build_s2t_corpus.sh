@@ -18,7 +18,7 @@ case $size in
   *) echo "build_s2t_corpus.sh: size must be tiny, small or medium" >&2; exit 2 ;;
 esac
 # The stamp names what was built, so a finished corpus is reused and a different request rebuilds.
-stamp="$out/.complete-$size-v3"
+stamp="$out/.complete-$size-v4"
 # The encoder's CTC data: the ASR training set plus the spoken-QA training questions as ASR items (the question is
 # the transcript), so the encoder that later hands the LLM its tokens has heard the questions' words too. Derived
 # from the synthesised files, so an earlier build gains it without being synthesised again.

@@ -10,7 +10,6 @@ import random
 import corpus_common as cc
 import textgen
 
-SYSTEM = textgen.QA_SYSTEM
 AUDIO_TAG = "<|audio|>"  # where the user's speech goes in the ChatML user turn
 
 
@@ -42,7 +41,7 @@ def main():
     items, total = cc.produce(make_item, args)
     s2t, s2s = [], []
     for it in items:
-        msgs = [dict(role="system", content=SYSTEM), dict(role="user", content=AUDIO_TAG),
+        msgs = [dict(role="system", content=textgen.QA_SYSTEM), dict(role="user", content=AUDIO_TAG),
                 dict(role="assistant", content=it["a"])]
         base = dict(audio=it["q_rel"], duration=round(it["durations"][0], 4), messages=msgs,
                     speaker=it["spk"]["id"], question=it["q"], answer=it["short"], kind=it["kind"])

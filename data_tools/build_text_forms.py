@@ -34,15 +34,6 @@ SYSTEM = "You are a helpful assistant."
 INSTRUCTION = "Transcribe the speech."
 
 
-def grammar_words():
-    """Every word a slot of textgen's templates can hold: what a confused recogniser substitutes."""
-    words = set(textgen.NAMES) | set(textgen.ADJS) | set(textgen.PLACES) | set(textgen.ADVERBS)
-    words |= set(textgen.ONES) | {t for t in textgen.TENS if t}
-    for pair in textgen.NOUNS + textgen.VERBS:
-        words |= set(pair)
-    return sorted(words)
-
-
 def heard(text, rng, noise, words):
     """The sentence as a CTC encoder hands it over: no . ? ! , and simulated word errors (see the module doc)."""
     sub, drop, insert = noise
@@ -94,7 +85,7 @@ def main():
                 banned.add(text)
                 banned.update(s.strip() for s in text.replace("?", "?\n").replace(".", ".\n").splitlines() if s.strip())
     rng = random.Random(a.seed)
-    noise_rng, words = random.Random(a.seed + 1), grammar_words()
+    noise_rng, words = random.Random(a.seed + 1), textgen.slot_words()  # what a confused recogniser says
     written = skipped = 0
     with open(a.out + ".tmp", "w", encoding="utf-8") as f:
         while written < a.n:

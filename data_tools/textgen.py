@@ -90,6 +90,14 @@ def sentence(rng: random.Random) -> str:
     return s[0].upper() + s[1:]
 
 
+def slot_words():
+    """Every word a slot of the templates can hold, sorted."""
+    words = set(NAMES) | set(ADJS) | set(PLACES) | set(ADVERBS) | set(ONES) | {t for t in TENS if t}
+    for pair in NOUNS + VERBS:
+        words |= set(pair)
+    return sorted(words)
+
+
 # ---- spoken questions with checkable answers -----------------------------------------------------------------
 QA_SYSTEM = "You are a helpful voice assistant. Answer briefly."  # the system turn of every QA conversation
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"),
