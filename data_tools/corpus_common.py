@@ -115,7 +115,9 @@ def synth(text, voice, variant, wpm, pitch, path, noise_snr=None, noise_seed=0):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     es = subprocess.run(["espeak-ng", "-v", f"{voice}+{variant}", "-s", str(wpm), "-p", str(pitch), "--stdout",
                          text], capture_output=True, check=True)
-    subprocess.run(["sox", "-q", "-t", "wav", "-", "-r", str(RATE), "-c", "1", "-b", "16", path],
+    # -R: sox dithers the resampled audio down to 16 bits with a time-seeded generator; repeatable mode seeds it
+    # with a constant, so one seed builds the same corpus byte for byte (and a recipe's figures can be repeated)
+    subprocess.run(["sox", "-R", "-q", "-t", "wav", "-", "-r", str(RATE), "-c", "1", "-b", "16", path],
                    input=es.stdout, capture_output=True, check=True)
     x, _ = read_wav(path)
     if noise_snr is not None:

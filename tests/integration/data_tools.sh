@@ -53,6 +53,12 @@ assert "3" in classes, "no back-channel frames in the tiny duplex corpus"
 print("content ok")
 PY
 
+# Repeatable: the same seed builds the same corpus byte for byte (manifests and audio, noise included).
+"$VOX_SOURCE_DIR/data_tools/build_corpus.sh" asr "$tmp/again" tiny --seed 5 --noise-prob 0.5 2>"$tmp/build.log" \
+  || { cat "$tmp/build.log"; fail "build_corpus.sh asr tiny (again)"; }
+diff -r -x README.md "$tmp/c/asr" "$tmp/again" > "$tmp/again.diff" \
+  || { head "$tmp/again.diff"; fail "a second build with the same seed differs"; }
+
 # Mixing manifests from different folders: paths still resolve, repeats get distinct keys, duplicates refused.
 mkdir -p "$tmp/mix"
 "$py" "$VOX_SOURCE_DIR/data_tools/mix_manifests.py" --out "$tmp/mix/sft.jsonl" "$tmp/c/asr/train.jsonl" \
