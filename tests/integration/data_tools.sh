@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a tiny espeak-ng corpus of every kind with data_tools/, checks each manifest with `vox data check`,
-# checks the corpora's content (duplex labels, instructions, answers), a bad manifest, and the converters.
+# Builds a tiny espeak-ng corpus of every kind with data_tools/ and checks it (`vox data check`, the content: duplex
+# labels, instructions, answers; a byte-identical rebuild), then mix_manifests, a bad manifest and the converters.
 set -euo pipefail
 : "${VOX:?set VOX to the vox binary}" "${VOX_SOURCE_DIR:?set VOX_SOURCE_DIR to the repository}"
 py=/usr/bin/python3
