@@ -68,7 +68,7 @@ __global__ void rng_kernel(void *out, int dtype, int64_t n, uint64_t seed, uint6
     } else if (dist == 1) {
       uint32_t r[4];
       vox_cu_philox(seed, idx, r);
-      float u1 = __fmul_rn(__fadd_rn((float)(r[0] >> 8), 1.0f), 1.0f / 16777217.0f);
+      float u1 = __fmul_rn(__fadd_rn((float)(r[0] >> 8), 1.0f), 0x1p-24f); /* the CPU's constant, exactly */
       float u2 = vox_cu_u32_to_unit(r[1]);
       float lg = (float)log((double)u1);
       float cs = (float)cos((double)__fmul_rn(6.28318530717958647692f, u2));

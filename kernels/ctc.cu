@@ -45,9 +45,10 @@ __global__ void ctc_log_softmax_kernel(const void *x, int x_dtype, float *logp, 
 /* alpha_t(s) = lse(alpha_{t-1}(s), alpha_{t-1}(s-1), [skip] alpha_{t-1}(s-2)) + logp_t(l'(s)); frames past the row's
  * length and positions past 2L+1 stay -inf. The recursion reads and writes double frames in `work` (two per row);
  * alpha keeps an f32 copy for the backward. Global writes are visible to the block after __syncthreads. */
-__global__ void ctc_alpha_kernel(const float *logp, const int32_t *targets, const int32_t *in_lens,
-                                 const int32_t *tg_lens, float *loss, float *alpha, double *work, int64_t T, int64_t C,
-                                 int64_t S, int32_t blank) {
+/* Launched with up to CTC_MAX_THREADS threads: the bound keeps the registers within one block's register file. */
+__global__ void __launch_bounds__(CTC_MAX_THREADS)
+    ctc_alpha_kernel(const float *logp, const int32_t *targets, const int32_t *in_lens, const int32_t *tg_lens,
+                     float *loss, float *alpha, double *work, int64_t T, int64_t C, int64_t S, int32_t blank) {
   int64_t b = blockIdx.x, ext = 2 * S + 1;
   int32_t Tb = in_lens[b], L = tg_lens[b];
   int64_t E = 2 * (int64_t)L + 1;
@@ -83,10 +84,10 @@ __global__ void ctc_alpha_kernel(const float *logp, const int32_t *targets, cons
 /* dx[b,t,c] = g_b * (exp(logp_t(c)) - sum_{s: l'(s)=c} exp(alpha_t(s) + beta_t(s) - ll_b)), beta_t(s) excluding frame
  * t's emission. beta lives in scratch (two frames per row); first[j] names the first position of label lab[j], whose
  * thread owns that label's sum (repeated labels add into one class, deterministically). */
-__global__ void ctc_beta_kernel(const float *logp, const int32_t *targets, const int32_t *in_lens,
-                                const int32_t *tg_lens, const float *alpha, const void *dloss, int dloss_dtype,
-                                void *dx, int dx_dtype, double *beta_buf, int32_t *first_buf, int64_t T, int64_t C,
-                                int64_t S, int32_t blank) {
+__global__ void __launch_bounds__(CTC_MAX_THREADS)
+    ctc_beta_kernel(const float *logp, const int32_t *targets, const int32_t *in_lens, const int32_t *tg_lens,
+                    const float *alpha, const void *dloss, int dloss_dtype, void *dx, int dx_dtype, double *beta_buf,
+                    int32_t *first_buf, int64_t T, int64_t C, int64_t S, int32_t blank) {
   __shared__ double sh[32];
   int64_t b = blockIdx.x, ext = 2 * S + 1;
   int32_t Tb = in_lens[b], L = tg_lens[b];

@@ -38,12 +38,20 @@ void vox_backend_register_kernel(vox_device device, vox_kernel_id id, vox_kernel
 }
 
 vox_status vox_kernel_run(const char *op, vox_kernel_id id, const vox_kernel_args *args) {
-  const struct vox_tensor *t = args->n_out > 0 ? args->out[0] : args->in[0];
+  /* The device of the first tensor given: a backward whose first output is not wanted (an input that needs no
+   * gradient) passes NULL there, and must still run where its operands are. */
+  const struct vox_tensor *t = NULL;
+  for (int i = 0; i < args->n_out && !t; i++) t = args->out[i];
+  for (int i = 0; i < args->n_in && !t; i++) t = args->in[i];
   vox_device device = t ? t->device : VOX_CPU;
   for (int i = 0; i < args->n_in; i++)
     if (args->in[i] && args->in[i]->device != device)
       return vox_errorf(VOX_ERR_DEVICE, "%s: operand %d is on %s, expected %s", op, i,
                         vox_device_name(args->in[i]->device), vox_device_name(device));
+  for (int i = 0; i < args->n_out; i++)
+    if (args->out[i] && args->out[i]->device != device)
+      return vox_errorf(VOX_ERR_DEVICE, "%s: output %d is on %s, expected %s", op, i,
+                        vox_device_name(args->out[i]->device), vox_device_name(device));
   vox_backend *be = vox_backend_get(device);
   if (!be->available)
     return vox_errorf(VOX_ERR_DEVICE, "%s: device %s is not available", op, vox_device_name(device));

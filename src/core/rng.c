@@ -37,7 +37,9 @@ float vox_rng_uniform_at(uint64_t seed, uint64_t index) {
 float vox_rng_normal_at(uint64_t seed, uint64_t index) {
   uint32_t r[4];
   vox_philox4x32(seed, index, r);
-  float u1 = ((float)(r[0] >> 8) + 1.0f) * (1.0f / 16777217.0f); /* (0, 1] */
+  /* (0, 1]. The constant is 2^-24 spelt in hex, as in the CUDA kernel: nvcc folds 1.0f / 16777217.0f to a float
+   * 2 ulp below it where C rounds the literal first. */
+  float u1 = ((float)(r[0] >> 8) + 1.0f) * 0x1p-24f;
   float u2 = u32_to_unit(r[1]);
   return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
 }

@@ -431,7 +431,7 @@ vox_status vox_sanm_encoder_forward(vox_sanm_encoder *m, vox_tensor *feats, vox_
   }
   VOX_CHECK_GOTO(st, vox_layer_norm_forward(&m->tp_norm, x, hidden), done);
   if (out_lengths) {
-    st = vox_tensor_from_host(VOX_I32, VOX_CPU, 1, (int64_t[]){B}, lens, out_lengths);
+    st = vox_tensor_from_host(VOX_I32, feats->device, 1, (int64_t[]){B}, lens, out_lengths);
     if (st != VOX_OK) vox_tensor_drop(hidden);
   }
 done:

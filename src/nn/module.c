@@ -154,6 +154,28 @@ vox_status vox_init_normal(vox_tensor *t, vox_rng *rng, double mean, double std)
 }
 vox_status vox_init_constant(vox_tensor *t, double value) { return vox_tensor_fill_(t, value); }
 
+vox_status vox_params_to_device(vox_params *reg, vox_device device) {
+  for (int i = 0; i < reg->count; i++) {
+    vox_tensor *t = reg->items[i].tensor;
+    if (t->device == device) continue; /* also a tensor registered twice (tied weights), moved already */
+    if (atomic_load(&t->storage->refcount) != 1)
+      return vox_errorf(VOX_ERR_UNSUPPORTED, "params_to_device: '%s' shares its storage with another tensor",
+                        reg->items[i].name);
+    vox_tensor *moved = NULL;
+    VOX_TRY(vox_tensor_to(t, device, t->dtype, &moved));
+    vox_storage *old = t->storage; /* swapped into `moved`, released with it */
+    t->storage = moved->storage;
+    t->device = device;
+    t->offset = moved->offset;
+    memcpy(t->strides, moved->strides, sizeof t->strides);
+    moved->storage = old;
+    moved->device = old->device;
+    vox_tensor_release(moved);
+    vox_tensor_drop(&t->grad);
+  }
+  return VOX_OK;
+}
+
 vox_status vox_params_remove(vox_params *reg, const char *name) {
   int i = vox_params_index(reg, name);
   if (i < 0) return vox_errorf(VOX_ERR_NOT_FOUND, "params_remove: no parameter named '%s'", name);

@@ -67,6 +67,12 @@ vox_status vox_params_trainable(const vox_params *reg, vox_tensor ***out, int *n
 /* Drops every parameter's gradient. */
 void vox_params_zero_grad(vox_params *reg);
 
+/* Moves every parameter to `device` in place: the tensors keep their identity (modules hold borrowed pointers),
+ * their storage is replaced by a copy on `device` and their gradients are dropped. A model is built and initialised
+ * on the CPU and moved once, so its initial values are the same on every device. VOX_ERR_UNSUPPORTED when a
+ * parameter shares its storage with another tensor (a view would be left behind). */
+vox_status vox_params_to_device(vox_params *reg, vox_device device);
+
 /* Removes a parameter (its tensor is released; modules that borrowed it must no longer use it). */
 vox_status vox_params_remove(vox_params *reg, const char *name);
 /* Records a module under `name` (e.g. "model.layers.3.self_attn.q_proj") so it can be found by glob. */

@@ -290,22 +290,15 @@ vox_status vox_recipe_parse(const vox_config *root, vox_recipe *r) {
       VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_UNSUPPORTED,
                                 "cuda requested but no CUDA device is available in this build/machine"), fail);
     r->device = have ? VOX_CUDA : VOX_CPU;
-    /* Models are built on the CPU until the trainer's GPU path lands (train_model.c); `auto` must keep working
-     * on a GPU machine, so it trains on the CPU there and says so. */
-    if (have && !strcmp(dev, "auto")) {
-      vox_log_warn("device auto: a CUDA device is present but the trainer runs on the CPU in this build");
-      r->device = VOX_CPU;
-    }
   } else {
     VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_PARSE, "expected auto, cpu or cuda"), fail);
   }
   VOX_CHECK_GOTO(st, vox_config_string(root, "precision", "f32", &r->precision), fail);
   if (!strcmp(r->precision, "bf16")) {
-    VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "precision"), VOX_ERR_UNSUPPORTED,
-                              r->device == VOX_CPU
-                                  ? "bf16 is a GPU mixed-precision mode; the CPU backend trains in f32 (use f32)"
-                                  : "bf16 mixed precision is not implemented by the training loop yet (use f32)"),
-                   fail);
+    if (r->device == VOX_CPU)
+      VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "precision"), VOX_ERR_UNSUPPORTED,
+                                "bf16 is a GPU mixed-precision mode; the CPU backend trains in f32 (use f32)"),
+                     fail);
   } else if (strcmp(r->precision, "f32")) {
     VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "precision"), VOX_ERR_PARSE, "expected f32 or bf16"), fail);
   }

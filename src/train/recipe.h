@@ -67,7 +67,7 @@ typedef struct vox_recipe {
   const char *run_dir;
   uint64_t seed;
   vox_device device;
-  const char *precision; /* "f32" */
+  const char *precision; /* "f32", or "bf16" (GPU mixed precision: bf16 GEMM and attention operands) */
   const vox_config *model;
   const char *tokenizer; /* path of tokenizer.json, resolved against the recipe file's folder; NULL if absent */
   char *tokenizer_owned;

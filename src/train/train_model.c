@@ -27,10 +27,6 @@ static void set_checkpointing(vox_speech_llm *m, bool on) {
 
 vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_device device,
                                bool activation_checkpointing, vox_train_model **out) {
-  char where[256];
-  if (device != VOX_CPU)
-    return vox_errorf(VOX_ERR_UNSUPPORTED, "%s: model: this build trains on the CPU only",
-                      vox_config_where(model_node, where, sizeof where));
   vox_train_model *m = calloc(1, sizeof *m);
   if (!m) return vox_errorf(VOX_ERR_NOMEM, "out of memory");
   vox_speech_llm *slm = NULL;
@@ -40,6 +36,13 @@ vox_status vox_train_model_new(const vox_config *model_node, uint64_t seed, vox_
     return st;
   }
   set_checkpointing(slm, activation_checkpointing);
+  /* built and initialised on the CPU, then moved: the same seed gives the same initial model on every device */
+  st = vox_params_to_device(slm->params, device);
+  if (st != VOX_OK) {
+    vox_speech_llm_free(slm);
+    free(m);
+    return vox_error_context(st, "moving the model to %s: ", vox_device_name(device));
+  }
   m->params = slm->params;
   m->slm = slm;
   m->llm = slm->cfg.has_llm ? &slm->llm : NULL;

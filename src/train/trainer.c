@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/log.h"
 #include "core/ops.h"
 #include "models/model_config.h"
@@ -369,11 +370,12 @@ static vox_status run_stage(run *R, int si, const char *resume_path, vox_train_o
   }
   if (R->rank == 0)
     vox_train_log_event(R->log, resume_path ? "resume" : "stage_start", st->name, si, S.state.step,
-                        "%s stage %d/%d '%s' (task %s) at step %lld/%lld: %lld of %lld parameters train",
-                        resume_path ? "resuming" : "starting", si + 1, R->recipe.n_stages, st->name, st->task,
+                        "%s stage %d/%d '%s' (task %s) at step %lld/%lld: %lld of %lld parameters train, on %s "
+                        "(%s)", resume_path ? "resuming" : "starting", si + 1, R->recipe.n_stages, st->name, st->task,
                         (long long)S.state.step, (long long)st->steps,
                         (long long)vox_params_numel(S.model->params, true),
-                        (long long)vox_params_numel(S.model->params, false));
+                        (long long)vox_params_numel(S.model->params, false), vox_device_name(R->recipe.device),
+                        R->recipe.precision);
   double t_start = now_s(), t_last = t_start;
   int64_t step0 = S.state.step, tok_since = 0, smp_since = 0;
   *outcome = VOX_TRAIN_COMPLETE;
@@ -442,6 +444,10 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
   *outcome = VOX_TRAIN_COMPLETE;
   stop_requested = 0;
   VOX_TRY(vox_recipe_parse(root, &R.recipe));
+  /* bf16 mixed precision is a setting of the device's GEMMs and attention (f32 master weights and optimizer state);
+   * it holds for this run only */
+  bool bf16 = R.recipe.device == VOX_CUDA && !strcmp(R.recipe.precision, "bf16");
+  if (bf16) vox_set_matmul_precision(VOX_CUDA, VOX_PRECISION_BF16);
   vox_status s = VOX_OK;
   char *resume = NULL;
   VOX_CHECK_GOTO(s, make_dir(R.recipe.run_dir), done);
@@ -496,6 +502,7 @@ vox_status vox_train_run(const vox_config *root, const vox_train_opts *opts, vox
     if (*outcome == VOX_TRAIN_STOPPED) break;
   }
 done:
+  if (bf16) vox_set_matmul_precision(VOX_CUDA, VOX_PRECISION_F32);
   free(resume);
   vox_train_log_close(R.log);
   vox_tokenizer_free(R.tokenizer);

@@ -33,20 +33,6 @@ static void lm_free(lm *l) {
   free(l);
 }
 
-/* Moves a leaf to `dev` in place (modules hold borrowed pointers to the registry's tensors). */
-static void move_leaf(vox_tensor *t, vox_device dev) {
-  vox_tensor *c = NULL;
-  VT_OK(vox_tensor_to(t, dev, t->dtype, &c));
-  vox_storage *old = t->storage;
-  t->storage = c->storage;
-  t->device = dev;
-  t->offset = c->offset;
-  memcpy(t->strides, c->strides, sizeof t->strides);
-  c->storage = old;
-  c->device = old->device;
-  vox_tensor_release(c);
-}
-
 static vox_tensor *to_dev(const vox_tensor *t, vox_device dev) {
   vox_tensor *o = NULL;
   VT_OK(vox_tensor_to(t, dev, t->dtype, &o));
@@ -118,7 +104,7 @@ Test(cuda_model, qwen2_layout_lm_cpu_vs_cuda) {
   vox_tensor *lens = vt_from_i32(1, (int64_t[]){B}, lens_h);
 
   lm *cpu = lm_new(&cfg, 7), *gpu = lm_new(&cfg, 7);
-  for (int i = 0; i < gpu->params->count; i++) move_leaf(gpu->params->items[i].tensor, VOX_CUDA);
+  VT_OK(vox_params_to_device(gpu->params, VOX_CUDA));
   double lc = loss_and_backward(cpu, ids, tg, lens);
   double lg = loss_and_backward(gpu, ids, tg, lens);
   cr_log_info("loss cpu %.6f cuda f32 %.6f", lc, lg);

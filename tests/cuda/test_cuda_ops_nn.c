@@ -31,8 +31,16 @@ static void check_norms(int64_t rows, int64_t d, uint64_t seed) {
   for (int layer = 0; layer < 2; layer++)
     for (int affine = 0; affine < 2; affine++) {
       norm_ctx c = {.affine = affine, .layer = layer};
-      cu_check_graph_both(layer ? "layer_norm" : "rms_norm", norm_fn, &c, affine ? 3 : 1, in, 4.0);
+      /* rms_norm has no bias: its third input would get no gradient */
+      cu_check_graph_both(layer ? "layer_norm" : "rms_norm", norm_fn, &c, affine ? (layer ? 3 : 2) : 1, in, 4.0);
     }
+  /* a frozen input (no gradient wanted, the backward's first output absent) with a trainable affine: the backward
+   * must still run on the operands' device */
+  in[0]->requires_grad = false;
+  norm_ctx c = {.affine = true, .layer = true};
+  cu_check_graph_both("layer_norm, input frozen", norm_fn, &c, 3, in, 4.0);
+  c.layer = false;
+  cu_check_graph_both("rms_norm, input frozen", norm_fn, &c, 2, in, 4.0);
   for (int i = 0; i < 3; i++) vox_tensor_release(in[i]);
 }
 
