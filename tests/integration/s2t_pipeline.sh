@@ -10,28 +10,9 @@ set -euo pipefail
 tmp=$(mktemp -d /tmp/vox_s2t_XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-tok=$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; exit 77; }
-
-"$VOX_SOURCE_DIR/data_tools/build_s2t_corpus.sh" "$tmp/data" tiny > /dev/null || fail "build_s2t_corpus.sh tiny"
-python3 "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$tmp/data/text_forms.jsonl" --n 200 --qa 20 --seed 5 \
-  --heard 0.05,0.06,0.02 --exclude "$tmp/data/asr/dev.jsonl" > /dev/null || fail "build_text_forms.py"
-"$VOX_SOURCE_DIR/data_tools/build_vocab_subset.sh" "$VOX" "$tok" "$tmp/data/vocab_subset.txt" "$tmp/data/sft_train.jsonl" \
-  "$tmp/data/text_forms.jsonl" 2> "$tmp/subset.err" || { cat "$tmp/subset.err"; fail "build_vocab_subset.sh"; }
-cat > "$tmp/t.yaml" <<EOF
-extends: [$VOX_SOURCE_DIR/recipes/s2t_pipeline.yaml, $VOX_SOURCE_DIR/configs/models/tiny.yaml]
-tokenizer: $tok
-model:
-  llm: {vocab_subset: $tmp/data/vocab_subset.txt}
-data:
-  ctc_train: {manifest: $tmp/data/ctc_train.jsonl}
-  asr_train: {manifest: $tmp/data/asr/train.jsonl}
-  asr_dev: {manifest: $tmp/data/asr/dev.jsonl}
-  sft_train: {manifest: $tmp/data/sft_train.jsonl}
-  sft_dev: {manifest: $tmp/data/sft_dev.jsonl}
-  text_train: {manifest: $tmp/data/sft_train.jsonl}
-  text_forms: {manifest: $tmp/data/text_forms.jsonl}
-  text_dev: {manifest: $tmp/data/sft_dev.jsonl}
-EOF
+source "$VOX_SOURCE_DIR/tests/support/tiny_s2t.sh"
+rc=0; tiny_s2t_setup "$tmp" || rc=$?
+[ $rc -eq 0 ] || { [ $rc -eq 77 ] && exit 77; fail "tiny corpus and recipe"; }
 # tiny.yaml's duplex predictor labels every projector frame, which the recipe's CTC compressor removes.
 short=("~model.duplex" stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0
        stages.lm_warmup.steps=3 stages.prealign.steps=2 stages.fullalign.steps=4 stages.sft.steps=2
