@@ -370,8 +370,8 @@ static vox_status run_stage(run *R, int si, const char *resume_path, vox_train_o
   }
   if (R->rank == 0)
     vox_train_log_event(R->log, resume_path ? "resume" : "stage_start", st->name, si, S.state.step,
-                        "%s stage %d/%d '%s' (task %s) at step %lld/%lld: %lld of %lld parameters train, on %s "
-                        "(%s)", resume_path ? "resuming" : "starting", si + 1, R->recipe.n_stages, st->name, st->task,
+                        "%s stage %d/%d '%s' (task %s) at step %lld/%lld: %lld of %lld parameters train, on %s (%s)",
+                        resume_path ? "resuming" : "starting", si + 1, R->recipe.n_stages, st->name, st->task,
                         (long long)S.state.step, (long long)st->steps,
                         (long long)vox_params_numel(S.model->params, true),
                         (long long)vox_params_numel(S.model->params, false), vox_device_name(R->recipe.device),

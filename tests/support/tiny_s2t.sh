@@ -2,13 +2,15 @@
 # forms and vocabulary subset under DIR/data and writes DIR/t.yaml, recipes/s2t_pipeline.yaml on the `tiny` model
 # over that data. Sets $tok (the Qwen tokenizer). Returns 77 when the tokenizer cannot be fetched (offline).
 tiny_s2t_setup() {
-  local dir=$1
-  tok=$(bash "$VOX_SOURCE_DIR/data_tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; return 77; }
-  "$VOX_SOURCE_DIR/data_tools/build_s2t_corpus.sh" "$dir/data" tiny > /dev/null || { echo "build_s2t_corpus.sh tiny failed"; return 1; }
-  python3 "$VOX_SOURCE_DIR/data_tools/build_text_forms.py" "$dir/data/text_forms.jsonl" --n 200 --qa 20 --seed 5 \
-    --heard 0.05,0.06,0.02 --exclude "$dir/data/asr/dev.jsonl" > /dev/null || { echo "build_text_forms.py failed"; return 1; }
-  "$VOX_SOURCE_DIR/data_tools/build_vocab_subset.sh" "$VOX" "$tok" "$dir/data/vocab_subset.txt" "$dir/data/sft_train.jsonl" \
-    "$dir/data/text_forms.jsonl" 2> "$dir/subset.err" || { cat "$dir/subset.err"; echo "build_vocab_subset.sh failed"; return 1; }
+  local dir=$1 tools="$VOX_SOURCE_DIR/data_tools"
+  tok=$(bash "$tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; return 77; }
+  "$tools/build_s2t_corpus.sh" "$dir/data" tiny > /dev/null || { echo "build_s2t_corpus.sh tiny failed"; return 1; }
+  python3 "$tools/build_text_forms.py" "$dir/data/text_forms.jsonl" --n 200 --qa 20 --seed 5 \
+    --heard 0.05,0.06,0.02 --exclude "$dir/data/asr/dev.jsonl" > /dev/null \
+    || { echo "build_text_forms.py failed"; return 1; }
+  "$tools/build_vocab_subset.sh" "$VOX" "$tok" "$dir/data/vocab_subset.txt" "$dir/data/sft_train.jsonl" \
+    "$dir/data/text_forms.jsonl" 2> "$dir/subset.err" \
+    || { cat "$dir/subset.err"; echo "build_vocab_subset.sh failed"; return 1; }
   cat > "$dir/t.yaml" <<YAML
 extends: [$VOX_SOURCE_DIR/recipes/s2t_pipeline.yaml, $VOX_SOURCE_DIR/configs/models/tiny.yaml]
 tokenizer: $tok
