@@ -16,21 +16,6 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Parameters are created on the CPU; each registry leaf is moved to the GPU in place (modules hold borrowed
- * pointers to them). */
-static void move_leaf(vox_tensor *t) {
-  vox_tensor *c = NULL;
-  GB_CHECK(vox_tensor_to(t, VOX_CUDA, t->dtype, &c));
-  vox_storage *old = t->storage;
-  t->storage = c->storage;
-  t->device = VOX_CUDA;
-  t->offset = c->offset;
-  memcpy(t->strides, c->strides, sizeof t->strides);
-  c->storage = old;
-  c->device = old->device;
-  vox_tensor_release(c);
-}
-
 int main(int argc, char **argv) {
   int batch = 4, seq = 2048, steps = 10, warmup = 3;
   double peak = 989.0;
@@ -56,7 +41,7 @@ int main(int argc, char **argv) {
   vox_rng init_rng = vox_rng_make(1);
   GB_CHECK(vox_params_new(&params));
   GB_CHECK(vox_qwen2_init(&model, params, "", &cfg, &init_rng));
-  for (int i = 0; i < params->count; i++) move_leaf(params->items[i].tensor);
+  GB_CHECK(vox_params_to_device(params, VOX_CUDA)); /* built on the CPU, moved once, as the trainer does */
   vox_set_matmul_precision(VOX_CUDA, VOX_PRECISION_BF16);
   vox_optim_config oc = vox_optim_adamw_config(1e-4f, 0.1f);
   vox_optim *opt = NULL;

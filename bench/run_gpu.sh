@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../build}"
 batch="${2:-4}"
 peak="${3:-989}"
-python="${PYTHON:-/usr/bin/python3}"
+python="${PYTHON:-python3}"   # the python3 on PATH: where PyTorch is installed for the GPU
 out_dir="${OUT_DIR:-$build}"
 results="$out_dir/gpu_results.txt"
 for prog in bench_gpu_gemm bench_gpu_attention bench_gpu_step; do
