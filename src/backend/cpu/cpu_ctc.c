@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_iter.h"
 #include "backend/cpu/cpu_rows.h"
+#include "backend/cpu/cpu_vmath.h"
 #include "core/backend.h"
 #include "core/kernel_params.h"
 
@@ -86,7 +87,7 @@ static vox_status cpu_ctc_loss(const vox_kernel_args *args) {
         m = v > m ? v : m;
       }
       double s = 0;
-      for (int64_t c = 0; c < C; c++) s += exp((double)vox_cpu_load(xb, x->dtype, o + c) - m);
+      for (int64_t c = 0; c < C; c++) s += vox_cpu_exp_nonpos(vox_cpu_load(xb, x->dtype, o + c) - m);
       double lse = m + log(s);
       for (int64_t c = 0; c < C; c++) lpb[o + c] = (float)(vox_cpu_load(xb, x->dtype, o + c) - lse);
     }
@@ -184,7 +185,7 @@ static vox_status cpu_ctc_loss_backward(const vox_kernel_args *args) {
             v = lse2(v, next[s + 2] + lq[lab[(s + 1) / 2]]);
           cur[s] = v;
         }
-        for (int64_t c = 0; c < C; c++) row[c] = exp((double)lp[t * C + c]);
+        for (int64_t c = 0; c < C; c++) row[c] = vox_cpu_exp_nonpos(lp[t * C + c]); /* softmax: lp <= 0 */
         for (int64_t s = 0; s < E; s++) {
           double ab_s = (double)a[t * ext + s] + cur[s];
           if (ab_s != -INFINITY) row[ext_label(lab, s, blank)] -= exp(ab_s - ll);

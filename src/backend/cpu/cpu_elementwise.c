@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_iter.h"
+#include "backend/cpu/cpu_vmath.h"
 #include "core/backend.h"
 #include "core/kernel_params.h"
 #include "core/rng.h"
@@ -177,7 +178,7 @@ static void unary_f32(const vox_unary_params *p, const float *x, float *y, int64
     case VOX_UN_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]); break;
     case VOX_UN_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f; break;
     case VOX_UN_GELU_ERF:
-      for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * VOX_INV_SQRT_2));
+      for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + vox_cpu_erf(x[i] * VOX_INV_SQRT_2));
       break;
     case VOX_UN_GELU_TANH:
       for (int64_t i = 0; i < n; i++) {
@@ -237,7 +238,8 @@ static void unary_backward_f32(const vox_unary_params *p, const float *x, const 
     case VOX_UN_GELU_ERF:
       for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float cdf = 0.5f * (1.0f + erff(v * VOX_INV_SQRT_2)), pdf = VOX_INV_SQRT_2PI * expf(-0.5f * v * v);
+        float cdf = 0.5f * (1.0f + vox_cpu_erf(v * VOX_INV_SQRT_2));
+        float pdf = VOX_INV_SQRT_2PI * vox_cpu_exp_nonpos(-0.5f * v * v);
         dx[i] = (cdf + v * pdf) * dy[i];
       }
       break;
