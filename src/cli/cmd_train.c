@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/backend.h"
 #include "dist/train_dist.h"
 #include "io/config.h"
+#include "train/recipe.h"
 #include "train/task.h"
 #include "train/trainer.h"
 
@@ -55,13 +55,9 @@ static int cmd_train(int argc, char **argv) {
   }
   /* Data parallelism: under mpirun/srun with several ranks, MPI (CPU) or NCCL (CUDA); otherwise the local
    * communicator, which never initialises MPI. Recipe keys: distributed.{bucket_mb, zero} (docs/distributed.md). */
-  const char *device = "auto"; /* resolved as the recipe resolves it (train/recipe.c); errors are reported there */
-  vox_config_string(cfg, "device", "auto", &device);
-  const vox_backend *cuda = vox_backend_get(VOX_CUDA);
-  bool on_cuda = !strcmp(device, "cuda") || (!strcmp(device, "auto") && cuda && cuda->available);
   vox_train_dist seam;
   vox_train_dist_ctx *dist = NULL;
-  st = vox_train_dist_new(cfg, on_cuda ? VOX_CUDA : VOX_CPU, &dist, &seam);
+  st = vox_train_dist_new(cfg, vox_recipe_device(cfg), &dist, &seam);
   if (st != VOX_OK) {
     vox_config_free(cfg);
     return vox_cli_fail("train");

@@ -267,6 +267,17 @@ static char *resolve_against(const vox_config *n, const char *rel) {
   return p;
 }
 
+static bool cuda_available(void) {
+  const vox_backend *be = vox_backend_get(VOX_CUDA);
+  return be && be->available;
+}
+
+vox_device vox_recipe_device(const vox_config *root) {
+  const vox_config *n = vox_config_get(root, "device");
+  const char *dev = n && n->kind == VOX_CONFIG_SCALAR ? n->scalar : "auto";
+  return !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && cuda_available()) ? VOX_CUDA : VOX_CPU;
+}
+
 vox_status vox_recipe_parse(const vox_config *root, vox_recipe *r) {
   memset(r, 0, sizeof *r);
   r->root = root;
@@ -284,12 +295,10 @@ vox_status vox_recipe_parse(const vox_config *root, vox_recipe *r) {
   if (!strcmp(dev, "cpu")) {
     r->device = VOX_CPU;
   } else if (!strcmp(dev, "cuda") || !strcmp(dev, "auto")) {
-    vox_backend *be = vox_backend_get(VOX_CUDA);
-    bool have = be && be->available;
-    if (!have && !strcmp(dev, "cuda"))
+    if (!cuda_available() && !strcmp(dev, "cuda"))
       VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_UNSUPPORTED,
                                 "cuda requested but no CUDA device is available in this build/machine"), fail);
-    r->device = have ? VOX_CUDA : VOX_CPU;
+    r->device = vox_recipe_device(root);
   } else {
     VOX_CHECK_GOTO(st, err_at(vox_config_get(root, "device"), VOX_ERR_PARSE, "expected auto, cpu or cuda"), fail);
   }

@@ -83,6 +83,9 @@ typedef struct vox_recipe {
 /* Checks the whole recipe against the schema and fills *out (pointers borrow from root). Tasks named by stages
  * must be registered; their extra data/eval keys are accepted. */
 vox_status vox_recipe_parse(const vox_config *root, vox_recipe *out);
+/* The device a recipe's `device` key resolves to (auto: CUDA when the build has it and a device is present), without
+ * validating the key: for choosing the communicator before the recipe is parsed; vox_recipe_parse reports errors. */
+vox_device vox_recipe_device(const vox_config *root);
 void vox_recipe_clear(vox_recipe *r);
 
 #endif

@@ -10,12 +10,8 @@ if ! "$VOX" version | grep -qE ' cuda$'; then
   echo "train_parity: no usable CUDA device in this build/machine; skipped"
   exit 77
 fi
-tmp=$(mktemp -d /tmp/vox_train_parity_XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 source "$VOX_SOURCE_DIR/tests/support/tiny_s2t.sh"
-rc=0; tiny_s2t_setup "$tmp" || rc=$?
-[ $rc -eq 0 ] || { [ $rc -eq 77 ] && exit 77; fail "tiny corpus and recipe"; }
+tiny_s2t_begin vox_train_parity
 short=("~model.duplex" stages.encoder_warmup.steps=30 stages.lm_warmup.steps=30 stages.prealign.steps=6
        stages.fullalign.steps=10 stages.sft.steps=6)
 for s in encoder_warmup lm_warmup prealign fullalign sft; do short+=("stages.$s.log_every=1"); done

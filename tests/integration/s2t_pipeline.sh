@@ -7,12 +7,8 @@
 # warm-up and the uncompressed frame-rate interface run as ablations.
 set -euo pipefail
 : "${VOX:?set VOX to the vox binary}" "${VOX_SOURCE_DIR:?set VOX_SOURCE_DIR to the repository}"
-tmp=$(mktemp -d /tmp/vox_s2t_XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 source "$VOX_SOURCE_DIR/tests/support/tiny_s2t.sh"
-rc=0; tiny_s2t_setup "$tmp" || rc=$?
-[ $rc -eq 0 ] || { [ $rc -eq 77 ] && exit 77; fail "tiny corpus and recipe"; }
+tiny_s2t_begin vox_s2t
 # tiny.yaml's duplex predictor labels every projector frame, which the recipe's CTC compressor removes.
 short=("~model.duplex" stages.encoder_warmup.steps=3 stages.encoder_warmup.eval.every=0 stages.encoder_warmup.checkpoint.every=0
        stages.lm_warmup.steps=3 stages.prealign.steps=2 stages.fullalign.steps=4 stages.sft.steps=2

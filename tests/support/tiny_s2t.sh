@@ -1,6 +1,18 @@
-# Sourced by the speech-to-text integration scripts: tiny_s2t_setup DIR builds the tiny espeak-ng corpus, its text
-# forms and vocabulary subset under DIR/data and writes DIR/t.yaml, recipes/s2t_pipeline.yaml on the `tiny` model
-# over that data. Sets $tok (the Qwen tokenizer). Returns 77 when the tokenizer cannot be fetched (offline).
+# Sourced by the speech-to-text integration scripts. tiny_s2t_begin NAME makes the script's temporary folder $tmp
+# (removed on exit), defines fail(), and runs tiny_s2t_setup there, exiting 77 (skipped) when offline.
+# tiny_s2t_setup DIR builds the tiny espeak-ng corpus, its text forms and vocabulary subset under DIR/data and writes
+# DIR/t.yaml, recipes/s2t_pipeline.yaml on the `tiny` model over that data. Sets $tok (the Qwen tokenizer). Returns
+# 77 when the tokenizer cannot be fetched (offline).
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+tiny_s2t_begin() {
+  tmp=$(mktemp -d "/tmp/$1_XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  local rc=0
+  tiny_s2t_setup "$tmp" || rc=$?
+  [ $rc -eq 0 ] || { [ $rc -eq 77 ] && exit 77; fail "tiny corpus and recipe"; }
+}
+
 tiny_s2t_setup() {
   local dir=$1 tools="$VOX_SOURCE_DIR/data_tools"
   tok=$(bash "$tools/fetch_qwen_tokenizer.sh" | tail -n 1) || { echo "no tokenizer: skipped"; return 77; }

@@ -27,8 +27,9 @@ static inline float vox_cpu_exp_nonpos(float x) {
   return p * scale;
 }
 
-/* erf(x) within 3.3e-7 of erf, absolute and relative (normal floats): a rational approximation on [-4, 4] (odd numerator of degree 13,
- * even denominator of degree 8; the one Eigen and XLA use), +-1 outside, where float erf is +-1 already. */
+/* erf(x) within 3.3e-7 of erf, absolute and relative (normal floats): a rational approximation on [-4, 4] (odd
+ * numerator of degree 13, even denominator of degree 8; the one Eigen and XLA use), +-1 outside, where float erf is
+ * +-1 already. */
 static inline float vox_cpu_erf(float x) {
   x = x > 4.0f ? 4.0f : x;
   x = x < -4.0f ? -4.0f : x;
